@@ -1,0 +1,98 @@
+"""The exception tree.
+
+Everything the library raises on purpose derives from :class:`KrakyError`.
+Messages never contain a token, API key or secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class KrakyError(Exception):
+    """Base class of every exception raised by kraky_anyio."""
+
+
+class KrakenError(KrakyError):
+    """Kraken answered a request with ``status: "error"``.
+
+    ``error_message`` is Kraken's ``errorMessage`` (of the first failed reply);
+    ``replies`` holds every reply the request received, in arrival order, so a
+    partly accepted multi-pair subscribe or a multi-txid cancel can be inspected.
+    """
+
+    def __init__(self, error_message: str, replies: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(error_message)
+        self.error_message = error_message
+        self.replies: list[dict[str, Any]] = list(replies)
+
+
+class ReplyLostError(KrakyError):
+    """The request was written, but the socket was lost before its reply came.
+
+    The request is not live and is never replayed or re-sent.
+    """
+
+
+class OrderOutcomeUnknownError(ReplyLostError):
+    """An order request was written but its reply was lost to a disconnect.
+
+    Kraken may or may not have executed it: check ``openOrders``/``ownTrades``
+    or the REST API. The library never re-sends it.
+    """
+
+
+class ReplyTimeoutError(KrakyError, TimeoutError):
+    """No reply within ``reply_timeout`` seconds after the request was written."""
+
+
+class ConsumerOverflowError(KrakyError):
+    """A message consumer under the ``"fail"`` overflow policy fell too far behind.
+
+    Raised from the consumer's iteration once the messages buffered before the
+    overflow have been delivered; ``dropped`` counts what it did not receive.
+    """
+
+    def __init__(self, message: str, dropped: int = 0) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
+class TransportError(KrakyError):
+    """A WebSocket-level failure (connect, handshake, I/O)."""
+
+
+class HandshakeError(TransportError):
+    """The WebSocket opening handshake failed."""
+
+
+class ConnectionClosedError(TransportError):
+    """The WebSocket is closed; ``code`` and ``reason`` are the close frame's, if any."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class MessageTooBigError(ConnectionClosedError):
+    """A frame over ``max_message_size`` arrived; the socket was closed with 1009."""
+
+
+class ConnectionFailedError(KrakyError):
+    """``open_kraken`` gave up: the socket was lost or could not be opened and
+    reconnecting is off, or the token provider failed. Raised from the ``async
+    with`` block, with the underlying cause chained as ``__cause__``."""
+
+
+class BookError(KrakyError, ValueError):
+    """A book message that cannot be applied (malformed, or before a snapshot)."""
+
+
+class ChecksumMismatchError(BookError):
+    """A book update's checksum did not match the local book."""
+
+
+class AuthError(KrakyError):
+    """Fetching a WebSockets token failed (network, HTTP status or Kraken error)."""
