@@ -19,6 +19,7 @@ What blocks and what is bounded:
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -209,10 +210,8 @@ class WebSocket:
             )
         # Pongs and the echo of a close frame were queued by the protocol.
         if not self._stream_closed:
-            try:
+            with contextlib.suppress(ConnectionClosedError):
                 await self._flush()
-            except ConnectionClosedError:
-                pass
         if self._closed_exc is not None:
             self._eof_seen.set()
             await self._abort()
@@ -225,7 +224,8 @@ class WebSocket:
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                batch.append(frame.data.decode() if opcode is Opcode.TEXT else bytes(frame.data))
+                data = bytes(frame.data)
+                batch.append(data.decode() if opcode is Opcode.TEXT else data)
             else:
                 self._fragment_opcode = opcode
                 self._fragments = [bytes(frame.data)]
@@ -328,7 +328,9 @@ async def connect_websocket(
             try:
                 data = await stream.receive(_READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
-                raise HandshakeError("the server closed the connection during the handshake") from exc
+                raise HandshakeError(
+                    "the server closed the connection during the handshake"
+                ) from exc
             protocol.receive_data(data)
             for event in protocol.events_received():
                 if isinstance(event, Response):
@@ -365,7 +367,9 @@ async def accept_websocket(
             try:
                 data = await stream.receive(_READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
-                raise HandshakeError("the client closed the connection during the handshake") from exc
+                raise HandshakeError(
+                    "the client closed the connection during the handshake"
+                ) from exc
             protocol.receive_data(data)
             for event in protocol.events_received():
                 if isinstance(event, Request):
