@@ -564,7 +564,6 @@ async def open_kraken(
                 yield conn
             finally:
                 conn._closing = True
-                conn._fanout.close(conn._fatal)
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # Internal tasks never raise (see _guard), so the group only holds
@@ -580,6 +579,8 @@ async def open_kraken(
             del exc, context
     finally:
         conn._closing = True
+        # After the tasks: the last Disconnected notice is delivered first.
+        conn._fanout.close(conn._fatal)
         conn._send_tx.close()
         conn._send_rx.close()
     if conn._fatal is not None:
