@@ -39,6 +39,7 @@ from .errors import (
 )
 from .fanout import Fanout, MessageStream, Overflow, make_filter
 from .notices import Connected, Disconnected, SubscriptionLost
+from .orders import OrderMethods
 from .protocol import KrakenProtocol, PendingRequest, RequestState, Stats, redact, resolve_url
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, WebSocket, connect_websocket
 
@@ -66,7 +67,7 @@ class _Waiter:
             self.done.set()
 
 
-class KrakenConnection:
+class KrakenConnection(OrderMethods):
     """One logical connection to Kraken, kept alive across sockets.
 
     Create it with :func:`open_kraken`. Its methods may be called from any task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -47,14 +48,22 @@ def live_keys(server: FakeKrakenServer) -> set[tuple[str, str | None]]:
     return out
 
 
+async def next_of(stream: Any, match: Any) -> Any:
+    """The next message of ``stream`` for which ``match(msg)`` holds."""
+    with anyio.fail_after(600):
+        async for msg in stream:
+            if match(msg):
+                return msg
+    raise AssertionError("stream ended")
+
+
 async def drop_and_wait_reconnect(server: FakeKrakenServer, conn: Any) -> None:
     gen = conn.generation
-    await server.drop()
+    async with conn.messages() as stream:
+        await server.drop()
+        await next_of(stream, lambda m: isinstance(m, Connected) and m.generation > gen)
     with anyio.fail_after(60):
-        while not (conn.connected and conn.generation > gen):
-            await conn.wait_connected()
-            if conn.generation == gen:
-                await anyio.sleep(0.01)
+        await conn.wait_connected()
 
 
 async def test_ping_subscribe_and_messages(server: FakeKrakenServer) -> None:
@@ -118,13 +127,12 @@ async def test_bad_arguments_fail_before_sending(
 
 async def test_duplicate_pending_reqid_is_refused(server: FakeKrakenServer) -> None:
     server.stall(True)
-    async with open_kraken(server.url, reply_timeout=30) as conn:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(conn.ping, 5)
-            await anyio.wait_all_tasks_blocked()
-            with pytest.raises(ValueError, match="already pending"):
-                await conn.ping(reqid=5)
-            tg.cancel_scope.cancel()
+    async with open_kraken(server.url, reply_timeout=30) as conn, anyio.create_task_group() as tg:
+        tg.start_soon(conn.ping, 5)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(ValueError, match="already pending"):
+            await conn.ping(reqid=5)
+        tg.cancel_scope.cancel()
 
 
 async def test_rejected_and_partly_rejected_subscriptions(server: FakeKrakenServer) -> None:
@@ -141,9 +149,12 @@ async def test_rejected_and_partly_rejected_subscriptions(server: FakeKrakenServ
                 "NOPE/USD": "error",
             }
         assert conn.live_subscriptions() == [(TICKER, "XBT/USD")]
+        before = len(subscribes(server))
         await drop_and_wait_reconnect(server, conn)
-        replay = subscribes(server)[-1]
-        assert replay["pair"] == ["XBT/USD"] and replay["subscription"] == TICKER
+        with anyio.fail_after(10):
+            await server.wait_for_subscription("ticker", "XBT/USD")
+        replay = subscribes(server)[before:]
+        assert [(r["pair"], r["subscription"]) for r in replay] == [(["XBT/USD"], TICKER)]
 
 
 @pytest.mark.parametrize("drops", [1, 5])
@@ -183,10 +194,10 @@ async def test_unsubscribe_while_disconnected_is_settled_locally(
         with anyio.fail_after(10):
             await conn.subscribe(TICKER, pair=["XBT/USD", "ETH/USD"])
         server.refuse(None)
-        await server.drop()
-        with anyio.fail_after(10):
-            while conn.connected:
-                await anyio.sleep(0.01)
+        async with conn.messages() as stream:
+            await server.drop()
+            await next_of(stream, lambda m: isinstance(m, Disconnected))
+        assert not conn.connected
         assert await conn.unsubscribe(TICKER, pair=["ETH/USD"]) == []
         server.refuse(0)
         with anyio.fail_after(120):
@@ -421,24 +432,26 @@ async def test_reconnect_budget_and_backoff_when_refused_for_an_hour(
             assert len(in_window) <= 150
         assert len(times) >= 60  # it keeps trying
         # Immediate retries first, then spaced out.
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert gaps[0] < 0.5 and max(gaps) <= 60.5
 
 
 async def test_maintenance_spaces_attempts(server: FakeKrakenServer) -> None:
     async with open_kraken(server.url) as conn:
         await conn.wait_connected()
-        await server.set_status("maintenance")
-        with anyio.fail_after(10):
-            while conn.system_status != "maintenance":
-                await anyio.sleep(0.01)
+        async with conn.messages() as stream:
+            await server.set_status("maintenance")
+            await next_of(
+                stream, lambda m: isinstance(m, dict) and m.get("status") == "maintenance"
+            )
+        assert conn.system_status == "maintenance"
         server.refuse(None)
         start = len(server.attempt_times)
         await server.drop()
         await anyio.sleep(120)
         times = server.attempt_times[start:]
         assert len(times) >= 5
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 5 - 1e-6
 
 
