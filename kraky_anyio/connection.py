@@ -19,9 +19,8 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 import anyio
@@ -29,6 +28,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._taskgroup import task_group
 from .backoff import Backoff, ReconnectPolicy
 from .errors import (
     ConnectionClosedError,
@@ -38,13 +38,11 @@ from .errors import (
     TransportError,
 )
 from .fanout import Fanout, MessageStream, Overflow, make_filter
+from .live_book import LiveBook, open_book
 from .notices import Connected, Disconnected, SubscriptionLost
 from .orders import OrderMethods
 from .protocol import KrakenProtocol, PendingRequest, RequestState, Stats, redact, resolve_url
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, WebSocket, connect_websocket
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 log = logging.getLogger("kraky_anyio")
 
@@ -192,6 +190,14 @@ class KrakenConnection(OrderMethods):
         :mod:`kraky_anyio.fanout`). Iteration ends when the connection closes.
         """
         return self._fanout.open(make_filter(channel, pair), buffer_size, overflow)
+
+    def book(self, pair: str, depth: int = 10) -> AbstractAsyncContextManager[LiveBook]:
+        """``async with conn.book(pair, depth) as book``: a checksum-verified
+        local book of ``pair``, subscribed on entry and unsubscribed on exit
+        (see :mod:`kraky_anyio.live_book`). Entering waits for the subscribe
+        reply and raises like :meth:`subscribe`; ``ValueError`` for a depth
+        other than 10, 25, 100, 500, 1000."""
+        return open_book(self, pair, depth)
 
     # -- requests ----------------------------------------------------------
 
@@ -559,25 +565,12 @@ async def open_kraken(
         rng=rng,
     )
     try:
-        async with anyio.create_task_group() as tg:
+        async with task_group() as tg:
             conn._start(tg)
             try:
                 yield conn
             finally:
                 conn._closing = True
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # Internal tasks never raise (see _guard), so the group only holds
-        # what the body raised: give it back as itself, context untouched.
-        if len(group.exceptions) != 1:
-            raise
-        exc = group.exceptions[0]
-        context = exc.__context__
-        try:
-            raise exc
-        finally:
-            exc.__context__ = context
-            del exc, context
     finally:
         conn._closing = True
         # After the tasks: the last Disconnected notice is delivered first.

@@ -1,0 +1,44 @@
+"""A task group whose body's exception comes out as itself.
+
+anyio (like trio) wraps whatever the body of ``async with create_task_group()``
+raises in an ``ExceptionGroup``. Our internal tasks never raise (they turn
+failures into a documented error of their own), so a group can only hold the
+body's exception: give it back unwrapped, so users can ``except`` it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """``anyio.create_task_group()`` that re-raises a lone exception as itself.
+
+    The group's cancel scope is cancelled when the body ends, so background
+    tasks stop with it.
+    """
+    try:
+        async with anyio.create_task_group() as tg:
+            try:
+                yield tg
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        exc = group.exceptions[0]
+        context = exc.__context__
+        try:
+            raise exc
+        finally:
+            exc.__context__ = context
+            del exc, context
