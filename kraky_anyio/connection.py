@@ -371,10 +371,9 @@ class KrakenConnection(OrderMethods):
 
     async def _supervisor(self) -> None:
         while True:
-            now = anyio.current_time()
             self._backoff.maintenance = self._protocol.system_status == "maintenance"
-            delay = self._backoff.delay(now)
-            if delay > 0:
+            # Re-checked after each sleep: an attempt never starts early.
+            while (delay := self._backoff.delay(anyio.current_time())) > 0:
                 log.info("reconnecting in %.2f s", delay)
                 await anyio.sleep(delay)
             self._backoff.attempt(anyio.current_time())
@@ -388,6 +387,7 @@ class KrakenConnection(OrderMethods):
                         close_timeout=self.close_timeout,
                     )
             except (OSError, TransportError, TimeoutError) as exc:
+                self._backoff.failed(anyio.current_time())
                 self.stats.connect_failures += 1
                 log.warning("connecting to %s failed: %s", self.url, exc)
                 if not self._reconnect:

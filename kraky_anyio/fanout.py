@@ -208,8 +208,10 @@ class Fanout:
         buffer_size: int | None = None,
         overflow: Overflow | str | None = None,
     ) -> MessageStream:
+        if buffer_size is not None and (isinstance(buffer_size, bool) or buffer_size < 1):
+            raise ValueError("buffer_size must be >= 1")
         q = _Queue(
-            buffer_size or self.buffer_size,
+            self.buffer_size if buffer_size is None else buffer_size,
             Overflow(overflow) if overflow is not None else self.overflow,
             filt,
         )
@@ -227,7 +229,9 @@ class Fanout:
         queues = self._queues
         if any(q.closed for q in queues):
             queues = self._queues = [q for q in queues if not q.closed]
-        for q in queues:
+        # A snapshot: a consumer opened while this publish waits must not get
+        # this batch (it began before the consumer existed).
+        for q in tuple(queues):
             items = batch if q.filter is None else [m for m in batch if q.filter(m)]
             if not items:
                 continue

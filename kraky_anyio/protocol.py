@@ -123,6 +123,7 @@ class PendingRequest:
     state: RequestState = RequestState.QUEUED
     generation: int | None = None
     replies: list[dict[str, Any]] = field(default_factory=list)
+    settled_pairs: set[str | None] = field(default_factory=set)
     error: BaseException | None = None
     listener: Callable[[PendingRequest], None] | None = None
 
@@ -413,7 +414,6 @@ class KrakenProtocol:
                 else:
                     self._finish(req, self._lost_error(req, "the connection was lost"))
                     failed.append(req)
-        self.subscriptions.connection_lost()
         return failed
 
     def _lost_error(self, req: PendingRequest, why: str) -> ReplyLostError:
@@ -428,11 +428,11 @@ class KrakenProtocol:
 
     def _finish(self, req: PendingRequest, error: BaseException | None) -> None:
         self._pending.pop(req.reqid, None)
-        if req.event == "subscribe" and req.key is not None and error is not None:
+        if req.event == "subscribe" and req.key is not None and not req.replay:
             # Pairs without a reply are not live.
-            answered = {r.get("pair") for r in req.replies}
             for p in req.pairs:
-                if p not in answered:
+                if p not in req.settled_pairs:
+                    req.settled_pairs.add(p)
                     self.subscriptions.subscribe_settled(req.key, p, accepted=False)
         req.error = error
         req.state = RequestState.DONE
@@ -450,7 +450,7 @@ class KrakenProtocol:
             return None
         try:
             msg = decode(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.stats.malformed_frames += 1
             log.warning("frame is not JSON, ignored: %s", _short(raw))
             return None
@@ -500,7 +500,9 @@ class KrakenProtocol:
         if msg.get("status") == "error" or event == "error":
             self.stats.kraken_errors += 1
         reqid = msg.get("reqid")
-        req = self._pending.get(reqid) if isinstance(reqid, int) else None
+        req = None
+        if isinstance(reqid, int) and not isinstance(reqid, bool):
+            req = self._pending.get(reqid)
         if req is None or req.state is not RequestState.SENT:
             if event != "error":
                 self.stats.unmatched_replies += 1
@@ -530,6 +532,9 @@ class KrakenProtocol:
         ok = msg.get("status") == "subscribed"
         pairs = [msg.get("pair")] if "pair" in msg or req.pairs == [None] else list(req.pairs)
         for p in pairs:
+            if p in req.settled_pairs:
+                continue
+            req.settled_pairs.add(p)
             entry = self.subscriptions.entry(req.key, p)
             if req.replay and not ok and entry is not None:
                 # A rejected replay is never retried: the entry is gone for good.

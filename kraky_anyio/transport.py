@@ -69,7 +69,9 @@ class WebSocket:
         self._protocol = protocol
         self._close_timeout = close_timeout
         self._send_lock = anyio.Lock()
-        self._pending: list[Message] = leftover or []
+        # The very list the handshake code appends to (frames that arrived
+        # with the 101 response): never replace it with a copy.
+        self._pending: list[Message] = leftover if leftover is not None else []
         self._fragments: list[bytes] = []
         self._fragment_opcode: Opcode | None = None
         self._closed_exc: ConnectionClosedError | None = None
@@ -185,11 +187,11 @@ class WebSocket:
             protocol.receive_eof()
             self._eof_seen.set()
         batch: list[Message] = []
-        for event in protocol.events_received():
-            if isinstance(event, Frame):
-                self._on_frame(event, batch)
+        self._absorb(protocol.events_received(), batch)
         exc = protocol.parser_exc
-        if isinstance(exc, PayloadTooBig):
+        if self._closed_exc is not None:
+            pass
+        elif isinstance(exc, PayloadTooBig):
             self._closed_exc = MessageTooBigError(
                 f"message over the size limit: {exc}", code=1009, reason="message too big"
             )
@@ -219,6 +221,23 @@ class WebSocket:
                 return batch
             raise self._closed_exc
         return batch
+
+    def _absorb(self, events: list[Any], batch: list[Message]) -> None:
+        """Append the messages completed by ``events`` to ``batch``."""
+        for event in events:
+            if not isinstance(event, Frame):
+                continue
+            try:
+                self._on_frame(event, batch)
+            except UnicodeDecodeError:
+                if self._protocol.state is State.OPEN:
+                    self._protocol.fail(1007, "invalid UTF-8 in a text message")
+                self._closed_exc = ConnectionClosedError(
+                    "the peer sent invalid UTF-8 in a text message (closed with 1007)",
+                    code=1007,
+                    reason="invalid UTF-8",
+                )
+                return
 
     def _on_frame(self, frame: Frame, batch: list[Message]) -> None:
         opcode = frame.opcode
@@ -332,13 +351,13 @@ async def connect_websocket(
                     "the server closed the connection during the handshake"
                 ) from exc
             protocol.receive_data(data)
-            for event in protocol.events_received():
-                if isinstance(event, Response):
-                    response = event
-                elif isinstance(event, Frame):
-                    ws._on_frame(event, leftover)
+            events = protocol.events_received()
+            response = next((e for e in events if isinstance(e, Response)), None)
+            ws._absorb(events, leftover)
         if protocol.handshake_exc is not None:
             raise HandshakeError(f"WebSocket handshake failed: {protocol.handshake_exc}")
+        # Frames that came with the 101 may have queued replies (pongs).
+        await ws._flush()
         return ws
     except BaseException:
         await anyio.aclose_forcefully(stream)
@@ -408,6 +427,9 @@ async def serve_websockets(
 ) -> None:
     """Accept WebSocket connections and run ``handler(ws)`` for each, forever.
 
+    A :class:`ConnectionClosedError` escaping the handler ends that
+    connection quietly (its peer went away); other exceptions propagate.
+
     Use with ``port = await tg.start(serve_websockets, handler)``: the port
     actually bound is passed to ``task_status.started``. The handler's socket
     is closed when it returns. Cancel the enclosing scope to stop serving.
@@ -425,9 +447,16 @@ async def serve_websockets(
             return
         try:
             await handler(ws)
+        except ConnectionClosedError:
+            pass  # the peer went away: the handler's job is over
         finally:
             await ws.aclose()
 
     task_status.started(bound)
-    async with listener:
+    try:
         await listener.serve(handle)
+    finally:
+        # Shielded: closing inside a cancelled scope would raise Cancelled and
+        # mask an exception coming out of a handler.
+        with anyio.CancelScope(shield=True):
+            await listener.aclose()

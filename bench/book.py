@@ -1,0 +1,96 @@
+"""Benchmark the order book against bare ``json.loads``, run by hand.
+
+    python bench/book.py [--repeat N] [--smoke]
+
+Loads the recorded Kraken XBT/USD book-10 session, serialises every book
+message back to a JSON string, then times, in one run and side by side:
+
+(a) ``json.loads`` of every update;
+(b) ``json.loads`` + ``OrderBook.feed`` of the snapshot and every update,
+    verifying every checksum.
+
+Each is the best of ``--repeat`` runs (``time.perf_counter``). ``--smoke`` runs
+once, for CI: it checks the script works, its numbers mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kraky_anyio.book import FeedResult, OrderBook  # noqa: E402
+
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "kraken-v1-book10-xbtusd.json"
+
+
+def load_frames() -> tuple[str, list[str]]:
+    if not FIXTURE.is_file():
+        raise SystemExit(f"fixture not found: {FIXTURE} (shared/ must sit beside the repo)")
+    data = json.loads(FIXTURE.read_text())
+    snapshot = json.dumps(data["init"][-1])
+    updates = [json.dumps(m) for m in data["updates"] if isinstance(m, list)]
+    return snapshot, updates
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=50, help="runs per case (best is kept)")
+    parser.add_argument("--smoke", action="store_true", help="a single fast run, for CI")
+    args = parser.parse_args(argv)
+    repeat = 1 if args.smoke else max(1, args.repeat)
+
+    snapshot, updates = load_frames()
+    loads = json.loads
+
+    def decode_only() -> None:
+        loads(snapshot)
+        for frame in updates:
+            loads(frame)
+
+    verified = 0
+
+    def decode_and_feed() -> None:
+        nonlocal verified
+        book = OrderBook("XBT/USD", 10)
+        feed = book.feed
+        feed(loads(snapshot))
+        ok = 0
+        for frame in updates:
+            if feed(loads(frame)) is FeedResult.VERIFIED:
+                ok += 1
+        verified = ok
+
+    # Interleave the two cases so drifts in machine load hit both alike.
+    t_a = t_b = float("inf")
+    for _ in range(repeat):
+        t_a = min(t_a, best_of(1, decode_only))
+        t_b = min(t_b, best_of(1, decode_and_feed))
+    if verified != len(updates):
+        raise SystemExit(f"only {verified} of {len(updates)} checksums verified")
+
+    n = len(updates)
+    print(f"{n} updates (+1 snapshot), best of {repeat}, Python {sys.version.split()[0]}")
+    print(f"{'case':<28} {'updates/s':>12} {'µs/update':>10} {'ratio':>6}")
+    for name, t in (("(a) json.loads", t_a), ("(b) json.loads + feed", t_b)):
+        print(f"{name:<28} {n / t:>12,.0f} {t / n * 1e6:>10.2f} {t / t_a:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
