@@ -14,5 +14,6 @@ __all__ = [
     "FakeKrakenSession",
     "OrderHandler",
     "OutgoingMessage",
+    "SnapshotProvider",
     "open_fake_kraken",
 ]

@@ -46,6 +46,7 @@ from .session import (
     FakeKrakenSession,
     OrderHandler,
     OutgoingMessage,
+    SnapshotProvider,
     _check_options,
     _check_status,
 )
@@ -218,6 +219,7 @@ class FakeKrakenServer:
         valid_tokens: Collection[str] | None = None,
         pairs: Collection[str] | None = DEFAULT_PAIRS,
         order_handler: OrderHandler | None = None,
+        snapshot_provider: SnapshotProvider | None = None,
     ) -> None:
         _check_options(status, heartbeat_interval)
         self.host = host
@@ -225,6 +227,7 @@ class FakeKrakenServer:
         self.valid_tokens = None if valid_tokens is None else frozenset(valid_tokens)
         self.pairs = None if pairs is None else frozenset(pairs)
         self.order_handler = order_handler
+        self.snapshot_provider = snapshot_provider
         #: TCP connections accepted, refused ones included.
         self.connection_attempts = 0
         #: ``anyio.current_time()`` of each TCP accept, in order.
@@ -448,6 +451,7 @@ class FakeKrakenServer:
             valid_tokens=self.valid_tokens,
             pairs=self.pairs,
             order_handler=self.order_handler,
+            snapshot_provider=self.snapshot_provider,
             first_channel_id=1 + index * _CHANNEL_ID_STRIDE,
         )
         session.stalled = self._stalled
@@ -473,6 +477,7 @@ async def open_fake_kraken(
     valid_tokens: Collection[str] | None = None,
     pairs: Collection[str] | None = DEFAULT_PAIRS,
     order_handler: OrderHandler | None = None,
+    snapshot_provider: SnapshotProvider | None = None,
 ) -> AsyncIterator[FakeKrakenServer]:
     """Run a fake Kraken v1 server for the duration of the block.
 
@@ -483,7 +488,9 @@ async def open_fake_kraken(
     left running. An exception raised in the block propagates as is.
 
     ``valid_tokens=None`` accepts any non-empty token for private channels;
-    ``pairs=None`` accepts any ``BASE/QUOTE`` pair; ``order_handler`` answers
+    ``pairs=None`` accepts any ``BASE/QUOTE`` pair; ``snapshot_provider``
+    gives what a new subscriber receives after its reply (see
+    :class:`FakeKrakenSession`); ``order_handler`` answers
     order events (default: an ``"EGeneral:Unknown method"`` error).
     Raises ``ValueError`` for an unknown ``status`` or a ``heartbeat_interval``
     that is not positive, ``OSError`` if the port cannot be bound. A crash
@@ -497,6 +504,7 @@ async def open_fake_kraken(
         valid_tokens=valid_tokens,
         pairs=pairs,
         order_handler=order_handler,
+        snapshot_provider=snapshot_provider,
     )
     async with task_group() as tg:  # cancelled when the block ends
         server._port = await tg.start(server._serve, port)

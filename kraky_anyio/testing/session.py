@@ -74,6 +74,8 @@ OutgoingMessage: TypeAlias = dict[str, Any] | list[Any]
 #: a trading engine plugs in. ``request`` is the decoded client object (its
 #: ``event`` is one of :data:`ORDER_EVENTS`); it may also return private channel
 #: data built with :meth:`FakeKrakenSession.publish`.
+#: ``(channel_name, pair) -> payloads`` sent to a new subscriber after its reply.
+SnapshotProvider: TypeAlias = Callable[[str, "str | None"], list[Any]]
 OrderHandler: TypeAlias = Callable[
     ["FakeKrakenSession", dict[str, Any], float], list[OutgoingMessage]
 ]
@@ -173,12 +175,16 @@ class FakeKrakenSession:
         pairs: Collection[str] | None = DEFAULT_PAIRS,
         order_handler: OrderHandler | None = None,
         first_channel_id: int = 1,
+        snapshot_provider: SnapshotProvider | None = None,
     ) -> None:
         """``valid_tokens=None`` accepts any non-empty token for private
         channels; ``pairs=None`` accepts any pair spelled ``BASE/QUOTE``.
         ``first_channel_id`` is the channelID of the first public subscription
-        (then +1 each). Raises ``ValueError`` for an unknown ``status`` or a
-        ``heartbeat_interval`` that is not positive."""
+        (then +1 each). ``snapshot_provider(channel_name, pair)``, if given,
+        returns the payloads sent right after a ``subscribed`` reply (e.g. a
+        book snapshot), to that subscriber only, one message each. Raises
+        ``ValueError`` for an unknown ``status`` or a ``heartbeat_interval``
+        that is not positive."""
         _check_options(status, heartbeat_interval)
         self.connection_id = connection_id
         self.status = status
@@ -186,6 +192,7 @@ class FakeKrakenSession:
         self.valid_tokens = None if valid_tokens is None else frozenset(valid_tokens)
         self.pairs = None if pairs is None else frozenset(pairs)
         self.order_handler = order_handler
+        self.snapshot_provider = snapshot_provider
         self.stalled = False
         self.received: list[Any] = []
         self.counters: Counter[str] = Counter()
@@ -299,6 +306,15 @@ class FakeKrakenSession:
 
     # -- client frames -------------------------------------------------------
 
+    def _initial(self, channel_name: str, pair: str | None) -> list[OutgoingMessage]:
+        """What a new subscriber gets right after its ``subscribed`` reply."""
+        if self.snapshot_provider is None:
+            return []
+        out: list[OutgoingMessage] = []
+        for payload in self.snapshot_provider(channel_name, pair):
+            out.extend(self.publish(channel_name, pair, payload))
+        return out
+
     def on_text(self, text: str | bytes, now: float) -> list[OutgoingMessage]:
         """Decode and answer one client frame (a binary frame is decoded the
         same way, as UTF-8 JSON)."""
@@ -405,7 +421,10 @@ class FakeKrakenSession:
                 return [error(ERR_SUBSCRIPTION_NOT_FOUND, None, echo)]
             if subscribe:
                 self._channel_ids[key] = 0  # private data carry no channelID
-                return [reply("subscribed", None, echo, channelName=name)]
+                return [
+                    reply("subscribed", None, echo, channelName=name),
+                    *self._initial(name, None),
+                ]
             del self._channel_ids[key]
             return [reply("unsubscribed", None, echo, channelName=name)]
 
@@ -443,6 +462,7 @@ class FakeKrakenSession:
                 replies.append(
                     reply("subscribed", pair, echo, channelID=channel_id, channelName=channel_name)
                 )
+                replies.extend(self._initial(channel_name, pair))
             else:
                 channel_id = self._channel_ids.pop(key)
                 replies.append(
