@@ -123,11 +123,12 @@ class Backoff:
         self._backoff_until = now + self._jitter
 
     def attempts_in_window(self, now: float) -> int:
-        """How many attempts started within the last ``window`` seconds."""
+        """How many attempts started within ``[now - window, now]``."""
         self._expire(now)
         return len(self._attempts)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.policy.window
-        while self._attempts and self._attempts[0] <= horizon:
+        # Strict: an attempt exactly `window` old still counts (closed window).
+        while self._attempts and self._attempts[0] < horizon:
             self._attempts.popleft()

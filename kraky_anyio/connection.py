@@ -241,18 +241,22 @@ class KrakenConnection(OrderMethods):
     ) -> list[dict[str, Any]]:
         """Unsubscribe; the entries leave the replay set at once.
 
-        With no socket open, nothing is sent and ``[]`` is returned. If the
+        With no socket open, nothing is sent and ``[]`` is returned (unless a
+        subscribe of the same entry is still queued: then the unsubscribe
+        waits for the next socket and goes out after it). If the
         socket drops before the replies, the replies received so far are
         returned (the next socket will not have the subscription). Raises
         :class:`KrakenError` if Kraken rejects it (e.g. ``Subscription Not
         Found``).
         """
+        bound: int | None = self._generation
         if self._ws is None:
-            self._protocol.unsubscribe_locally(subscription, pair)
-            return []
+            if self._protocol.unsubscribe_locally(subscription, pair):
+                return []
+            bound = None  # follow the subscribe still queued for the next socket
         token = await self._token_if_private(subscription)
         req = self._protocol.unsubscribe(
-            subscription, pair, reqid, token=token, bound_generation=self._generation
+            subscription, pair, reqid, token=token, bound_generation=bound
         )
         return await self._request(req)
 

@@ -31,8 +31,14 @@ class KrakenError(KrakyError):
 class ReplyLostError(KrakyError):
     """The request was written, but the socket was lost before its reply came.
 
-    The request is not live and is never replayed or re-sent.
+    The request is never replayed or re-sent. ``replies`` holds the replies
+    that did arrive: for a multi-pair subscribe, the pairs accepted before the
+    drop stay live (and are replayed); the others are not.
     """
+
+    def __init__(self, message: str, replies: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.replies: list[dict[str, Any]] = list(replies)
 
 
 class OrderOutcomeUnknownError(ReplyLostError):

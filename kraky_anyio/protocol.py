@@ -279,11 +279,22 @@ class KrakenProtocol:
 
     def unsubscribe_locally(
         self, subscription: Mapping[str, Any], pair: str | Iterable[str] | None = None
-    ) -> None:
-        """Unsubscribe while no socket is open: nothing to send."""
+    ) -> bool:
+        """Unsubscribe while no socket is open. Returns True if that settled
+        it (nothing to send); False if a subscribe of one of these entries is
+        still queued for the next socket: then the unsubscribe must be sent
+        after it (build it with :meth:`unsubscribe`), or the server would end
+        up subscribed against the user's last word."""
         sub = _check_subscription(subscription)
         pairs = normalise_pairs(pair)
-        self.subscriptions.unsubscribe(subscription_key(sub), pairs or [None])
+        key = subscription_key(sub)
+        targets: list[str | None] = list(pairs) if pairs is not None else [None]
+        for p in targets:
+            entry = self.subscriptions.entry(key, p)
+            if entry is not None and entry.pending > 0:
+                return False
+        self.subscriptions.unsubscribe(key, targets)
+        return True
 
     def _subscription_request(
         self,
@@ -422,9 +433,12 @@ class KrakenProtocol:
         if req.is_order:
             return OrderOutcomeUnknownError(
                 f"{req.event} (reqid {req.reqid}) was sent but {why} before its reply: "
-                "its outcome is unknown and it will not be re-sent"
+                "its outcome is unknown and it will not be re-sent",
+                req.replies,
             )
-        return ReplyLostError(f"{req.event} (reqid {req.reqid}): {why} before the reply came")
+        return ReplyLostError(
+            f"{req.event} (reqid {req.reqid}): {why} before the reply came", req.replies
+        )
 
     def _finish(self, req: PendingRequest, error: BaseException | None) -> None:
         self._pending.pop(req.reqid, None)

@@ -145,8 +145,12 @@ def test_attempts_in_window_expires_old_attempts() -> None:
     b.attempt(100.0)
     assert b.attempts_in_window(100.0) == 2
     assert b.attempts_in_window(599.9) == 2
-    assert b.attempts_in_window(600.0) == 1  # the window is (now - 600, now]
-    assert b.attempts_in_window(700.0) == 0
+    # The window is closed, [now - 600, now]: the stricter reading of
+    # "150 per rolling 10 minutes".
+    assert b.attempts_in_window(600.0) == 2
+    assert b.attempts_in_window(600.1) == 1
+    assert b.attempts_in_window(700.0) == 1
+    assert b.attempts_in_window(700.1) == 0
 
 
 def test_ten_hours_of_refusals_respect_the_budget_and_keep_trying() -> None:
