@@ -7,7 +7,8 @@ Task ownership, all inside the task group that ``open_kraken`` opens::
     │   └── per-socket task group
     │       ├── reader    socket -> protocol -> fan-out to consumers
     │       └── watchdog  liveness: ping when idle, drop the socket when dead
-    └── writer       the only task that sends requests, from the send channel
+    └── writer       the only task that sends user requests, from the send channel
+                     (the supervisor writes the replay, the watchdog its pings)
 
 Leaving the ``async with`` block (normally, by exception or by cancellation)
 cancels this group, closes the socket with a bounded close handshake and ends
@@ -311,14 +312,18 @@ class KrakenConnection(OrderMethods):
 
     async def current_token(self) -> str:
         """The token for the current socket: the fixed string, or one fetched
-        from the provider once per socket. Raises ``ValueError`` without one."""
+        from the provider once per socket (while disconnected, the last socket's
+        token). A provider call is bounded by ``connect_timeout``. Raises
+        ``ValueError`` without a token, ``TimeoutError`` if the provider hangs,
+        and whatever the provider raises."""
         if self._token is None:
             raise ValueError("this call needs a token: pass token= to open_kraken")
         if isinstance(self._token, str):
             return self._token
         if self._socket_token is not None and self._socket_token[0] == self._generation:
             return self._socket_token[1]
-        token = await self._token()
+        with anyio.fail_after(self.connect_timeout):
+            token = await self._token()
         if not isinstance(token, str) or not token:
             raise TypeError("the token provider must return a non-empty str")
         self._socket_token = (self._generation, token)
@@ -390,7 +395,13 @@ class KrakenConnection(OrderMethods):
                         max_message_size=self._max_message_size,
                         close_timeout=self.close_timeout,
                     )
-            except (OSError, TransportError, TimeoutError) as exc:
+            except (
+                OSError,  # ssl.SSLError included
+                TransportError,
+                TimeoutError,
+                anyio.EndOfStream,  # TLS handshake cut short
+                anyio.BrokenResourceError,
+            ) as exc:
                 self._backoff.failed(anyio.current_time())
                 self.stats.connect_failures += 1
                 log.warning("connecting to %s failed: %s", self.url, exc)

@@ -57,7 +57,8 @@ class ConsumerOverflowError(KrakyError):
     """A message consumer under the ``"fail"`` overflow policy fell too far behind.
 
     Raised from the consumer's iteration once the messages buffered before the
-    overflow have been delivered; ``dropped`` counts what it did not receive.
+    overflow have been delivered; ``dropped`` counts the messages of the
+    overflowing batch that did not fit.
     """
 
     def __init__(self, message: str, dropped: int = 0) -> None:
@@ -87,9 +88,10 @@ class MessageTooBigError(ConnectionClosedError):
 
 
 class ConnectionFailedError(KrakyError):
-    """``open_kraken`` gave up: the socket was lost or could not be opened and
-    reconnecting is off, or the token provider failed. Raised from the ``async
-    with`` block, with the underlying cause chained as ``__cause__``."""
+    """``open_kraken`` gave up: the socket was lost or could not be opened
+    while reconnecting is off, or an internal task failed (a bug: the original
+    exception is chained as ``__cause__``). Raised from the ``async with``
+    block. A failing token provider is not fatal: see ``open_kraken``."""
 
 
 class BookError(KrakyError, ValueError):

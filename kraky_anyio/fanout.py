@@ -17,8 +17,9 @@ Overflow policies, per consumer (``buffer_size`` messages each):
     The consumer is given what fits, then fails: its iteration yields the
     messages buffered before the overflow and then raises
     :class:`~kraky_anyio.errors.ConsumerOverflowError`. The others go on and
-    lose nothing; ``stats.messages_dropped_by_overflow`` counts what the failed
-    consumer did not receive.
+    lose nothing; ``stats.messages_dropped_by_overflow`` counts the messages of
+    the overflowing batch that did not fit (the consumer is gone after that, so
+    later messages are not counted against it).
 
 A consumer that is no longer iterated and no longer referenced (``break`` out
 of ``async for``) is dropped at once (CPython frees it on the spot); use
@@ -245,7 +246,8 @@ class Fanout:
         self._stats.messages_delivered += len(batch)
 
     def _fail(self, q: _Queue, items: list[Any]) -> None:
-        room = q.maxlen - len(q.items)
+        # Notices may have pushed the buffer past its limit: room is never < 0.
+        room = max(0, q.maxlen - len(q.items))
         q.items.extend(items[:room])
         q.dropped = len(items) - room
         self._stats.consumer_overflows += 1

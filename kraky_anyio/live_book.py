@@ -13,8 +13,9 @@ unsubscribes on exit.
   connection's message streams, and that pair alone is unsubscribed and
   subscribed again (in the background, so the connection keeps flowing); the
   new snapshot rebuilds it. Other books are untouched.
-* After a reconnect the connection's replay restores the subscription: the
-  book only drops its state and waits for the new snapshot.
+* When the socket drops the book is invalid at once; after the reconnect the
+  connection's replay restores the subscription and the new snapshot
+  rebuilds the book (no extra subscribe).
 
 One book per ``(pair, depth)`` on a connection: Kraken answers a second
 subscribe with ``Already subscribed``.
@@ -34,7 +35,7 @@ import anyio
 from ._taskgroup import task_group
 from .book import Level, OrderBook
 from .errors import BookError, ChecksumMismatchError, KrakenError, KrakyError
-from .notices import BookResync, Connected
+from .notices import BookResync, Connected, Disconnected
 
 if TYPE_CHECKING:
     from .connection import KrakenConnection
@@ -135,7 +136,8 @@ class LiveBook:
 
     async def _run(self, stream: Any, tg: anyio.abc.TaskGroup) -> None:
         async for msg in stream:
-            if isinstance(msg, Connected):
+            if isinstance(msg, (Disconnected, Connected)):
+                # The book is stale from the moment the socket is gone.
                 if self._has_state:
                     self._drop("reconnect")
                 continue
@@ -171,7 +173,9 @@ class LiveBook:
             tg.start_soon(self._resubscribe)
 
     async def _resubscribe(self) -> None:
-        """Unsubscribe and subscribe this pair again, until it worked."""
+        """Unsubscribe and subscribe this pair again, until it worked; failed
+        rounds back off from 1 s up to 30 s."""
+        pause = 1.0
         try:
             while True:
                 try:
@@ -182,6 +186,8 @@ class LiveBook:
                     return
                 except KrakyError as exc:
                     log.warning("book %s: resubscribe failed (%s); retrying", self.pair, exc)
+                    await anyio.sleep(pause)
+                    pause = min(30.0, pause * 2)
                     await self._conn.wait_connected()
         finally:
             self._resyncing = False
@@ -191,7 +197,9 @@ class LiveBook:
 async def open_book(conn: KrakenConnection, pair: str, depth: int = 10) -> AsyncIterator[LiveBook]:
     """See :meth:`KrakenConnection.book`."""
     live = LiveBook(conn, pair, depth)
-    stream = conn.messages(channel=f"book-{depth}", pair=pair)
+    # Always "block": the book task never lags for long, and a book must not
+    # lose an update (it would fail its next checksum).
+    stream = conn.messages(channel=f"book-{depth}", pair=pair, overflow="block")
     async with stream, task_group() as tg:
         tg.start_soon(live._run, stream, tg)
         await conn.subscribe(live._subscription, [pair])

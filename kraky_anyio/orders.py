@@ -11,6 +11,8 @@ through the connection's writer and waits for its reply:
 * The socket drops after the request was written and before its reply:
   :class:`~kraky_anyio.errors.OrderOutcomeUnknownError`. Orders are never
   re-sent, not on reconnect and not on retry.
+* No reply within ``reply_timeout``: :class:`~kraky_anyio.errors.ReplyTimeoutError`;
+  the outcome is then unknown too (the order may still execute).
 * Cancelled before the request reached the wire: it is never sent.
 
 ``token`` may be omitted (``None``) when the connection was opened with one.

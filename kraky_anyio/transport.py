@@ -193,7 +193,9 @@ class WebSocket:
             pass
         elif isinstance(exc, PayloadTooBig):
             self._closed_exc = MessageTooBigError(
-                f"message over the size limit: {exc}", code=1009, reason="message too big"
+                f"message over the size limit (closed with 1009): {exc}",
+                code=1009,
+                reason="message too big",
             )
         elif (
             protocol.close_rcvd is not None

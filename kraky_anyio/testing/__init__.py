@@ -5,7 +5,13 @@ fault injection; :class:`FakeKrakenSession` is its protocol logic without I/O.
 """
 
 from .server import FakeKrakenConnection, FakeKrakenServer, open_fake_kraken
-from .session import DEFAULT_PAIRS, FakeKrakenSession, OrderHandler, OutgoingMessage
+from .session import (
+    DEFAULT_PAIRS,
+    FakeKrakenSession,
+    OrderHandler,
+    OutgoingMessage,
+    SnapshotProvider,
+)
 
 __all__ = [
     "DEFAULT_PAIRS",
