@@ -19,6 +19,17 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception worth raising from ``group``, or None if there are
+    several. Cancellations beside a real error are dropped: anyio and trio
+    re-deliver a cancellation at the next checkpoint, so none is lost."""
+    if len(group.exceptions) == 1:
+        return group.exceptions[0]
+    cancelled = anyio.get_cancelled_exc_class()
+    errors = [e for e in group.exceptions if not isinstance(e, cancelled)]
+    return errors[0] if len(errors) == 1 else None
+
+
 @asynccontextmanager
 async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
     """``anyio.create_task_group()`` that re-raises a lone exception as itself.
@@ -33,9 +44,9 @@ async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
             finally:
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
+        exc = _sole_error(group)
+        if exc is None:
             raise
-        exc = group.exceptions[0]
         context = exc.__context__
         try:
             raise exc

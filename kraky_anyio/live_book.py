@@ -202,7 +202,18 @@ async def open_book(conn: KrakenConnection, pair: str, depth: int = 10) -> Async
     stream = conn.messages(channel=f"book-{depth}", pair=pair, overflow="block")
     async with stream, task_group() as tg:
         tg.start_soon(live._run, stream, tg)
-        await conn.subscribe(live._subscription, [pair])
+        try:
+            await conn.subscribe(live._subscription, [pair])
+        except BaseException as exc:
+            # Cancelled, timed out or lost with the subscribe possibly on the
+            # wire: undo it, or the server would keep a book nobody reads. (A
+            # KrakenError is a rejection: nothing to undo, and "Already
+            # subscribed" means the subscription is someone else's.)
+            if conn.connected and not isinstance(exc, KrakenError):
+                with anyio.move_on_after(conn.reply_timeout, shield=True):
+                    with contextlib.suppress(KrakyError):
+                        await conn.unsubscribe(live._subscription, [pair])
+            raise
         try:
             yield live
         finally:
