@@ -32,6 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._taskgroup import task_group
 from .backoff import Backoff, ReconnectPolicy
 from .errors import (
+    AuthError,
     ConnectionClosedError,
     ConnectionFailedError,
     KrakyError,
@@ -42,7 +43,15 @@ from .fanout import Fanout, MessageStream, Overflow, make_filter
 from .live_book import LiveBook, open_book
 from .notices import Connected, Disconnected, SubscriptionLost
 from .orders import OrderMethods
-from .protocol import KrakenProtocol, PendingRequest, RequestState, Stats, redact, resolve_url
+from .protocol import (
+    DEFERRED_TOKEN,
+    KrakenProtocol,
+    PendingRequest,
+    RequestState,
+    Stats,
+    redact,
+    resolve_url,
+)
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, WebSocket, connect_websocket
 
 log = logging.getLogger("kraky_anyio")
@@ -308,7 +317,15 @@ class KrakenConnection(OrderMethods):
             return None
         if subscription.get("token"):
             return None
-        return await self.current_token()
+        return self._connection_token()
+
+    def _connection_token(self) -> str:
+        """The fixed token, or a placeholder the writer replaces with the token
+        of the socket the request goes out on (a provider's tokens are per
+        socket). Raises ``ValueError`` when the connection has no token."""
+        if self._token is None:
+            raise ValueError("this call needs a token: pass token= to open_kraken or the call")
+        return self._token if isinstance(self._token, str) else DEFERRED_TOKEN
 
     async def current_token(self) -> str:
         """The token for the current socket: the fixed string, or one fetched
@@ -370,6 +387,19 @@ class KrakenConnection(OrderMethods):
                 if ws.closed:
                     await anyio.lowlevel.checkpoint()  # the supervisor is about to notice
                     continue
+                if req.deferred_token:
+                    try:
+                        token = await self.current_token()
+                    except Exception as exc:
+                        self.stats.token_failures += 1
+                        # Only the type: a provider's message may hold secrets.
+                        err = AuthError(f"the token provider failed ({type(exc).__name__})")
+                        log.warning("%s: %s not sent", err, req.event)
+                        self._protocol.fail_unsent(req, err)
+                        break
+                    if gen != self._generation or ws is not self._ws:
+                        continue  # the socket changed while fetching: use its token
+                    req.set_token(token)
                 self._protocol.mark_sent(req, gen)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("> %s", redact(req.message))

@@ -35,11 +35,11 @@ class OrderMethods:
     ) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    async def current_token(self) -> str:
+    def _connection_token(self) -> str:
         raise NotImplementedError
 
     async def _token_or_current(self, token: str | None) -> str:
-        return token if token is not None else await self.current_token()
+        return token if token is not None else self._connection_token()
 
     async def add_order(
         self,

@@ -37,6 +37,10 @@ ENVIRONMENTS: dict[str, str] = {
 }
 
 MAX_REQID = 2**64 - 1
+#: Stands for "the token of the socket this request goes out on": the writer
+#: fills it in just before sending, so a request queued while disconnected never
+#: carries the previous socket's (possibly expired) token.
+DEFERRED_TOKEN = "<deferred: the token of the socket it goes out on>"
 ORDER_EVENTS: dict[str, str] = {
     "addOrder": "addOrderStatus",
     "editOrder": "editOrderStatus",
@@ -134,6 +138,24 @@ class PendingRequest:
     @property
     def is_order(self) -> bool:
         return self.event in ORDER_EVENTS
+
+    def __post_init__(self) -> None:
+        sub = self.message.get("subscription")
+        holder = sub if isinstance(sub, dict) else self.message
+        # Where the writer puts the socket's token, if it was deferred.
+        self._token_slot: dict[str, Any] | None = (
+            holder if holder.get("token") == DEFERRED_TOKEN else None
+        )
+
+    @property
+    def deferred_token(self) -> bool:
+        """True if the writer fills in the socket's token just before sending."""
+        return self._token_slot is not None
+
+    def set_token(self, token: str) -> None:
+        """Put the token of the socket it goes out on (see :data:`DEFERRED_TOKEN`)."""
+        if self._token_slot is not None:
+            self._token_slot["token"] = token
 
     @property
     def done(self) -> bool:
@@ -393,6 +415,11 @@ class KrakenProtocol:
         if req.event == "subscribe" and req.key is not None and not req.replay:
             self.subscriptions.subscribe_abandoned(req.key, req.pairs)
         req._notify()
+
+    def fail_unsent(self, req: PendingRequest, error: BaseException) -> None:
+        """Finish a request that could not be sent (e.g. no token): never sent."""
+        if req.state is RequestState.QUEUED:
+            self._finish(req, error)
 
     def settle_locally(self, req: PendingRequest) -> None:
         """Finish an unsubscribe whose socket is gone: nothing to send."""

@@ -20,6 +20,7 @@ What blocks and what is bounded:
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,19 @@ DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 _READ_SIZE = 65536
 
 Message = str | bytes
+
+
+class _NoFrameLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' protocol logs every frame at DEBUG, payload included: an
+    order frame would put its token in the log. This logger never enables
+    DEBUG; warnings and errors pass through to ``websockets.client``/``.server``."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_CLIENT_LOG = _NoFrameLogger(logging.getLogger("websockets.client"), {})
+_SERVER_LOG = _NoFrameLogger(logging.getLogger("websockets.server"), {})
 
 
 class WebSocket:
@@ -335,7 +349,7 @@ async def connect_websocket(
     else:
         stream = await anyio.connect_tcp(host, uri.port)
     try:
-        protocol = ClientProtocol(uri, max_size=max_message_size)
+        protocol = ClientProtocol(uri, max_size=max_message_size, logger=_CLIENT_LOG)
         request = protocol.connect()
         if user_agent is not None:
             request.headers["User-Agent"] = user_agent
@@ -379,7 +393,7 @@ async def accept_websocket(
     (e.g. HTTP 503). Raises :class:`HandshakeError` when the peer is not a
     WebSocket client or was refused; the stream is then closed.
     """
-    protocol = ServerProtocol(max_size=max_message_size)
+    protocol = ServerProtocol(max_size=max_message_size, logger=_SERVER_LOG)
     leftover: list[Message] = []
     ws = WebSocket(stream, protocol, close_timeout=close_timeout, leftover=leftover)
     try:
