@@ -539,7 +539,12 @@ class KrakenConnection(OrderMethods):
             now = anyio.current_time()
             if now < idle_until:
                 await anyio.sleep(idle_until - now)
-                continue
+                if self._last_rx + self.idle_timeout > idle_until:
+                    continue  # a message came: idle again from there
+                # Otherwise the silence is over, even if a clock that keeps
+                # time in steps woke us a rounding error early.
+                if self._fanout.blocked:
+                    continue
             ping = self._protocol.ping(internal=True)
             self.stats.pings_sent += 1
             sent_at = anyio.current_time()

@@ -46,6 +46,7 @@ from .session import (
     FakeKrakenSession,
     OrderHandler,
     OutgoingMessage,
+    PrivateSnapshotProvider,
     SnapshotProvider,
     _check_options,
     _check_status,
@@ -107,6 +108,19 @@ class FakeKrakenConnection:
         binary frame. Sent even while stalled (it is the test's own write)."""
         self.session.note_sent(anyio.current_time())
         self._queue_raw(data)
+
+    def publish_nowait(
+        self, channel_name: str, pair: str | None, payload: Any, *more_payloads: Any
+    ) -> bool:
+        """Queue channel data to this connection only, if it is subscribed to
+        ``(channel_name, pair)`` (see :meth:`FakeKrakenSession.publish`);
+        returns whether it was. Synchronous, so an order handler or a trading
+        engine can push private data to one connection."""
+        messages = self.session.publish(
+            channel_name, pair, payload, *more_payloads, now=anyio.current_time()
+        )
+        self._queue(messages)
+        return bool(messages)
 
     async def drop(self) -> None:
         """Close the TCP connection without a close frame (a network drop);
@@ -190,9 +204,12 @@ class FakeKrakenConnection:
                 await self._wake.wait()
             else:
                 # Traffic meanwhile only pushes the due time later, so
-                # sleeping to the old one and asking again is enough.
+                # sleeping to the old one and asking again is enough. The
+                # max(): a quantised virtual clock (looptime) may wake us a
+                # float rounding short of `due`; without it, this loop would
+                # spin without ever letting that clock advance.
                 await anyio.sleep_until(due)
-                self._queue(self.session.tick(anyio.current_time()))
+                self._queue(self.session.tick(max(anyio.current_time(), due)))
 
 
 class FakeKrakenServer:
@@ -220,6 +237,7 @@ class FakeKrakenServer:
         pairs: Collection[str] | None = DEFAULT_PAIRS,
         order_handler: OrderHandler | None = None,
         snapshot_provider: SnapshotProvider | None = None,
+        private_snapshot_provider: PrivateSnapshotProvider | None = None,
     ) -> None:
         _check_options(status, heartbeat_interval)
         self.host = host
@@ -228,6 +246,10 @@ class FakeKrakenServer:
         self.pairs = None if pairs is None else frozenset(pairs)
         self.order_handler = order_handler
         self.snapshot_provider = snapshot_provider
+        #: Given to connections opened later (see :class:`FakeKrakenSession`).
+        self.private_snapshot_provider = private_snapshot_provider
+        #: Tokens refused from now on, on every connection (see :meth:`revoke_token`).
+        self.revoked_tokens: set[str] = set()
         #: TCP connections accepted, refused ones included.
         self.connection_attempts = 0
         #: ``anyio.current_time()`` of each TCP accept, in order.
@@ -365,6 +387,13 @@ class FakeKrakenServer:
             raise ValueError("n must be >= 0 or None")
         self._refusing = n
 
+    def revoke_token(self, token: str) -> None:
+        """Make ``token`` invalid (expired) on every connection, live ones
+        included: private subscribes and order handlers using
+        :meth:`FakeKrakenSession.token_error` answer ``"ESession:Invalid
+        session"``. Live private subscriptions made with it are kept."""
+        self.revoked_tokens.add(token)
+
     def rate_limit(self, n: int) -> None:
         """On every live connection, answer the next ``n`` client frames with
         ``{"Error":"Exceeded msg rate"}`` instead of processing them.
@@ -453,6 +482,8 @@ class FakeKrakenServer:
             order_handler=self.order_handler,
             snapshot_provider=self.snapshot_provider,
             first_channel_id=1 + index * _CHANNEL_ID_STRIDE,
+            revoked_tokens=self.revoked_tokens,
+            private_snapshot_provider=self.private_snapshot_provider,
         )
         session.stalled = self._stalled
         connection = FakeKrakenConnection(self, session, websocket)
@@ -492,6 +523,11 @@ async def open_fake_kraken(
     gives what a new subscriber receives after its reply (see
     :class:`FakeKrakenSession`); ``order_handler`` answers
     order events (default: an ``"EGeneral:Unknown method"`` error).
+    If ``order_handler`` has an ``async run(server, *, task_status)`` method
+    (e.g. :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`), it is
+    started in the server's task group with ``TaskGroup.start`` before the
+    listener opens, so it can bind to the server and run timers; it is
+    cancelled when the block ends.
     Raises ``ValueError`` for an unknown ``status`` or a ``heartbeat_interval``
     that is not positive, ``OSError`` if the port cannot be bound. A crash
     in the server's own tasks (e.g. an ``order_handler`` raising) cancels
@@ -507,5 +543,8 @@ async def open_fake_kraken(
         snapshot_provider=snapshot_provider,
     )
     async with task_group() as tg:  # cancelled when the block ends
+        run = getattr(order_handler, "run", None)
+        if run is not None:
+            await tg.start(run, server)
         server._port = await tg.start(server._serve, port)
         yield server

@@ -65,6 +65,7 @@ __all__ = [
     "FakeKrakenSession",
     "OrderHandler",
     "OutgoingMessage",
+    "PrivateSnapshotProvider",
 ]
 
 #: One message the server sends: an event (object) or channel data (array).
@@ -79,6 +80,11 @@ SnapshotProvider: TypeAlias = Callable[[str, "str | None"], list[Any]]
 OrderHandler: TypeAlias = Callable[
     ["FakeKrakenSession", dict[str, Any], float], list[OutgoingMessage]
 ]
+#: ``(session, channel_name, subscription) -> payloads`` sent to a new subscriber
+#: of a private channel (``ownTrades``/``openOrders``) after its reply, e.g. the
+#: open orders of the token's account. ``subscription`` is the client's object,
+#: ``token`` included; a trading engine plugs in here.
+PrivateSnapshotProvider: TypeAlias = Callable[["FakeKrakenSession", str, dict[str, Any]], list[Any]]
 
 VERSION = "1.9.1"
 #: Connection IDs start here (Kraken's own example, above 2**63, so a client
@@ -176,9 +182,16 @@ class FakeKrakenSession:
         order_handler: OrderHandler | None = None,
         first_channel_id: int = 1,
         snapshot_provider: SnapshotProvider | None = None,
+        revoked_tokens: set[str] | None = None,
+        private_snapshot_provider: PrivateSnapshotProvider | None = None,
     ) -> None:
         """``valid_tokens=None`` accepts any non-empty token for private
         channels; ``pairs=None`` accepts any pair spelled ``BASE/QUOTE``.
+        ``revoked_tokens`` (the very set is kept, so a server can share one
+        set with all its sessions) are refused like invalid ones (expired
+        tokens). ``private_snapshot_provider`` (see
+        :data:`PrivateSnapshotProvider`) gives what a new private subscriber
+        gets after its reply, after what ``snapshot_provider`` gives.
         ``first_channel_id`` is the channelID of the first public subscription
         (then +1 each). ``snapshot_provider(channel_name, pair)``, if given,
         returns the payloads sent right after a ``subscribed`` reply (e.g. a
@@ -193,6 +206,10 @@ class FakeKrakenSession:
         self.pairs = None if pairs is None else frozenset(pairs)
         self.order_handler = order_handler
         self.snapshot_provider = snapshot_provider
+        self.revoked_tokens: set[str] = set() if revoked_tokens is None else revoked_tokens
+        self.private_snapshot_provider = private_snapshot_provider
+        #: The token each live private subscription was made with, by channel name.
+        self.private_tokens: dict[str, str] = {}
         self.stalled = False
         self.received: list[Any] = []
         self.counters: Counter[str] = Counter()
@@ -315,6 +332,17 @@ class FakeKrakenSession:
             out.extend(self.publish(channel_name, pair, payload))
         return out
 
+    def _private_initial(
+        self, channel_name: str, subscription: dict[str, Any]
+    ) -> list[OutgoingMessage]:
+        """What a new private subscriber gets from ``private_snapshot_provider``."""
+        if self.private_snapshot_provider is None:
+            return []
+        out: list[OutgoingMessage] = []
+        for payload in self.private_snapshot_provider(self, channel_name, subscription):
+            out.extend(self.publish(channel_name, None, payload))
+        return out
+
     def on_text(self, text: str | bytes, now: float) -> list[OutgoingMessage]:
         """Decode and answer one client frame (a binary frame is decoded the
         same way, as UTF-8 JSON)."""
@@ -373,10 +401,13 @@ class FakeKrakenSession:
     def token_error(self, token: object) -> str | None:
         """``None`` if ``token`` is acceptable, else Kraken's error message:
         ``ERR_INVALID_TOKEN`` when missing or empty, ``ERR_INVALID_SESSION``
-        when not among ``valid_tokens``. For order handlers too."""
+        when not among ``valid_tokens`` or among ``revoked_tokens``. For order
+        handlers too."""
         if not isinstance(token, str) or not token:
             return ERR_INVALID_TOKEN
         if self.valid_tokens is not None and token not in self.valid_tokens:
+            return ERR_INVALID_SESSION
+        if token in self.revoked_tokens:
             return ERR_INVALID_SESSION
         return None
 
@@ -421,11 +452,14 @@ class FakeKrakenSession:
                 return [error(ERR_SUBSCRIPTION_NOT_FOUND, None, echo)]
             if subscribe:
                 self._channel_ids[key] = 0  # private data carry no channelID
+                self.private_tokens[name] = subscription["token"]
                 return [
                     reply("subscribed", None, echo, channelName=name),
                     *self._initial(name, None),
+                    *self._private_initial(name, subscription),
                 ]
             del self._channel_ids[key]
+            self.private_tokens.pop(name, None)
             return [reply("unsubscribed", None, echo, channelName=name)]
 
         raw_pairs = request.get("pair")
