@@ -1,0 +1,555 @@
+"""One benchmark client, run in its own process by the benchmark scripts.
+
+    python bench/_client.py --kind KIND --mode MODE --url ws://127.0.0.1:PORT/...
+
+Not meant to be run by hand. Prints exactly one JSON line (its result) on
+stdout; logs go to stderr. Only the standard library is imported at the top:
+the ``kraky`` client runs this file under its own venv (``bench/.venv-kraky``),
+where neither kraky_anyio nor anyio is installed.
+
+Kinds: ``raw-asyncio``, ``raw-trio`` (``kraky_anyio.transport.connect_websocket``
++ ``json.loads``, no library), ``kraky_anyio-asyncio``, ``kraky_anyio-trio``
+(``open_kraken`` + ``conn.messages()``), ``websockets`` (``websockets.asyncio.client``
++ ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
+
+Modes (what the per-message handler does):
+
+``flood``   count; wall time from the server's first flood write (its stamp
+            in the end marker) and CPU time from the start marker, both to
+            the end marker.
+``paced``   record ``now - stamp`` for every data message (server-stamped, µs).
+``slow``    take ``--sleep-ms`` per message for ``--seconds``, then drain.
+``fanout``  (kraky_anyio only) ``--consumers`` consumers on one connection.
+
+Every run ends at the server's end marker ``[0, {}, "end", "XBT/USD"]``; the
+server repeats it until the client hangs up, so a consumer that was failed
+and reopened still sees one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from typing import Any
+
+SUBSCRIPTION = {"name": "book", "depth": 10}
+PAIRS = ["XBT/USD"]
+SUBSCRIBE_FRAME = json.dumps(
+    {"event": "subscribe", "reqid": 1, "pair": PAIRS, "subscription": SUBSCRIPTION}
+)
+
+
+def rss_kb() -> int:
+    """Current resident set size (VmRSS) in KiB, 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def max_rss_kb() -> int:
+    """Peak RSS of this process so far (ru_maxrss is KiB on Linux)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+class RssSampler:
+    """A thread sampling VmRSS every ``interval`` s: peak and a timeline."""
+
+    def __init__(self, interval: float = 0.1, keep_every: float = 0.5) -> None:
+        self.interval = interval
+        self.keep_every = keep_every
+        self.peak = 0
+        self.timeline: list[tuple[float, int]] = []
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last_kept = -1e9
+        while not self._stop.is_set():
+            kb = rss_kb()
+            self.peak = max(self.peak, kb)
+            now = time.monotonic() - self.t0
+            if now - last_kept >= self.keep_every:
+                self.timeline.append((round(now, 2), kb))
+                last_kept = now
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        kb = rss_kb()
+        self.peak = max(self.peak, kb)
+        self.timeline.append((round(time.monotonic() - self.t0, 2), kb))
+
+
+def is_end(msg: list[Any]) -> bool:
+    return len(msg) >= 4 and msg[-2] == "end"
+
+
+def stamp_us(msg: list[Any]) -> int:
+    """The server's stamp: the time field of the first level, ``sec.usec``."""
+    payload = msg[1]
+    if type(payload) is dict:
+        levels = payload.get("a") or payload.get("b")
+        text = levels[0][2]
+    else:
+        text = payload[0][2]
+    return int(text.replace(".", ""))
+
+
+# -- sinks: what the consumer does with each message ---------------------------
+
+
+class FloodSink:
+    """Count data messages. Wall time: from the server's first flood write
+    (``t0`` in the end marker, system-wide clock) to the end marker; CPU time
+    (``time.process_time``) from the start marker, which comes 50 ms before the
+    flood, to the end marker."""
+
+    is_async = False
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.c0 = self.c1 = 0.0
+        self.wall = 0.0
+
+    def on_message(self, msg: Any) -> bool:
+        if type(msg) is list:
+            name = msg[-2]
+            if name == "end":
+                self.c1 = time.process_time()
+                self.wall = (time.time_ns() - int(msg[1]["t0"])) / 1e9
+                return True
+            if name == "start":
+                self.c0 = time.process_time()
+                return False
+            self.n += 1
+        return False
+
+    def result(self) -> dict[str, Any]:
+        wall = self.wall
+        cpu = self.c1 - self.c0
+        return {
+            "n": self.n,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "msgs_per_s": self.n / wall if wall > 0 else 0.0,
+            "cpu_us_per_msg": cpu / self.n * 1e6 if self.n else 0.0,
+            "max_rss_kb": max_rss_kb(),
+        }
+
+
+class PacedSink:
+    """Latency of every data message: local ``time.time_ns`` minus the stamp."""
+
+    is_async = False
+
+    def __init__(self) -> None:
+        self.lat_us: list[int] = []
+
+    def on_message(self, msg: Any) -> bool:
+        if type(msg) is list:
+            now = time.time_ns() // 1000
+            if msg[-2] == "end":
+                return True
+            if msg[-2] == "start":
+                return False
+            self.lat_us.append(now - stamp_us(msg))
+        return False
+
+    def result(self) -> dict[str, Any]:
+        return {"n": len(self.lat_us), "lat_us": self.lat_us, "max_rss_kb": max_rss_kb()}
+
+
+class SlowSink:
+    """Take ``sleep_s`` per data message for ``seconds`` (from the first one),
+    then drain as fast as possible up to the end marker."""
+
+    is_async = True
+
+    def __init__(self, sleep: Any, sleep_s: float, seconds: float, sampler: RssSampler):
+        self.sleep = sleep
+        self.sleep_s = sleep_s
+        self.seconds = seconds
+        self.sampler = sampler
+        self.slow_until = 0.0
+        self.delivered_slow = 0
+        self.delivered_drain = 0
+        self.rss_start_kb = 0
+        self.first_at = 0.0
+        self.overflows = 0
+        self.stats: dict[str, int] = {}
+
+    async def on_message(self, msg: Any) -> bool:
+        if type(msg) is not list:
+            return False
+        if msg[-2] == "end":
+            return True
+        now = time.monotonic()
+        if not self.slow_until:
+            self.slow_until = now + self.seconds
+            self.first_at = now - self.sampler.t0
+            self.rss_start_kb = rss_kb()
+        if now < self.slow_until:
+            self.delivered_slow += 1
+            await self.sleep(self.sleep_s)
+        else:
+            self.delivered_drain += 1
+        return False
+
+    def result(self) -> dict[str, Any]:
+        self.sampler.stop()
+        return {
+            "delivered_slow": self.delivered_slow,
+            "delivered_drain": self.delivered_drain,
+            "delivered": self.delivered_slow + self.delivered_drain,
+            "overflows": self.overflows,
+            "rss_start_kb": self.rss_start_kb,
+            "rss_peak_kb": self.sampler.peak,
+            "max_rss_kb": max_rss_kb(),
+            "first_data_at_s": round(self.first_at, 2),
+            "rss_timeline": self.sampler.timeline,
+            "library_stats": self.stats,
+        }
+
+
+# -- clients -------------------------------------------------------------------
+
+
+async def run_raw(url: str, sink: Any) -> None:
+    """kraky_anyio's transport alone: one ``receive_batch`` per socket read and
+    ``json.loads`` per message. The ceiling for anything built on it."""
+    from kraky_anyio.transport import connect_websocket
+
+    ws = await connect_websocket(url)
+    try:
+        await ws.send_text(SUBSCRIBE_FRAME)
+        loads = json.loads
+        on = sink.on_message
+        if sink.is_async:
+            while True:
+                for raw in await ws.receive_batch():
+                    if await on(loads(raw)):
+                        return
+        else:
+            while True:
+                for raw in await ws.receive_batch():
+                    if on(loads(raw)):
+                        return
+    finally:
+        await ws.aclose()
+
+
+async def run_kraky_anyio(url: str, sink: Any, overflow: str, buffer_size: int) -> None:
+    """``open_kraken`` + ``async for msg in conn.messages()``, as a user would."""
+    import anyio
+
+    from kraky_anyio import ConsumerOverflowError, open_kraken
+
+    async with (
+        open_kraken(url, reconnect=False, overflow=overflow, buffer_size=buffer_size) as conn,
+        anyio.create_task_group() as tg,
+    ):
+        stream = conn.messages()
+        tg.start_soon(conn.subscribe, SUBSCRIPTION, PAIRS)
+        on = sink.on_message
+        done = False
+        while not done:
+            try:
+                if sink.is_async:
+                    async for msg in stream:
+                        if await on(msg):
+                            done = True
+                            break
+                else:
+                    async for msg in stream:
+                        if on(msg):
+                            done = True
+                            break
+                if not done:
+                    raise RuntimeError("the connection closed before the end marker")
+            except ConsumerOverflowError:
+                # What an app would do: note the gap and start consuming again.
+                sink.overflows += 1
+                stream = conn.messages()
+        s = conn.stats
+        if hasattr(sink, "stats"):
+            sink.stats = {
+                "frames_received": s.frames_received,
+                "messages_delivered": s.messages_delivered,
+                "consumer_overflows": s.consumer_overflows,
+                "messages_dropped_by_overflow": s.messages_dropped_by_overflow,
+            }
+
+
+async def run_kraky_anyio_fanout(url: str, consumers: int, buffer_size: int) -> dict[str, Any]:
+    """``consumers`` tasks, each iterating its own ``conn.messages()``."""
+    import anyio
+
+    from kraky_anyio import open_kraken
+
+    counts = [0] * consumers
+    c0: list[float] = []
+    t0: list[int] = []
+
+    async def consume(stream: Any, i: int) -> None:
+        n = 0
+        async for msg in stream:
+            if type(msg) is list:
+                name = msg[-2]
+                if name == "end":
+                    if not t0:
+                        t0.append(int(msg[1]["t0"]))
+                    break
+                if name == "start":
+                    if not c0:
+                        c0.append(time.process_time())
+                    continue
+                n += 1
+        counts[i] = n
+
+    async with open_kraken(url, reconnect=False, buffer_size=buffer_size) as conn:
+        async with anyio.create_task_group() as tg:
+            for i in range(consumers):
+                tg.start_soon(consume, conn.messages(), i)
+            await conn.subscribe(SUBSCRIPTION, PAIRS)
+        t1, c1 = time.time_ns(), time.process_time()
+    total = sum(counts)
+    wall, cpu = (t1 - t0[0]) / 1e9, c1 - c0[0]
+    return {
+        "consumers": consumers,
+        "per_consumer": counts[0],
+        "all_equal": len(set(counts)) == 1,
+        "total": total,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "deliveries_per_s": total / wall if wall > 0 else 0.0,
+        "msgs_per_s": counts[0] / wall if wall > 0 else 0.0,
+        "cpu_us_per_delivery": cpu / total * 1e6 if total else 0.0,
+        "max_rss_kb": max_rss_kb(),
+    }
+
+
+async def run_websockets(url: str, sink: Any, max_queue: int | None) -> None:
+    """``websockets.asyncio.client.connect`` + ``json.loads``."""
+    from websockets.asyncio.client import connect
+
+    async with connect(url, max_queue=max_queue) as ws:
+        await ws.send(SUBSCRIBE_FRAME)
+        loads = json.loads
+        on = sink.on_message
+        if sink.is_async:
+            async for raw in ws:
+                if await on(loads(raw)):
+                    return
+        else:
+            async for raw in ws:
+                if on(loads(raw)):
+                    return
+        raise RuntimeError("the connection closed before the end marker")
+
+
+async def run_kraky(url: str, sink: Any) -> None:
+    """kraky's ``KrakyWsClient``: ``connect(handler)`` runs until cancelled, so
+    the handler sets an event at the end marker and the task is cancelled."""
+    import asyncio
+
+    from kraky import KrakyWsClient
+
+    client = KrakyWsClient(url, logging_level="WARNING")
+    done = asyncio.Event()
+    on = sink.on_message
+
+    if sink.is_async:
+
+        async def handler(data: Any) -> None:
+            if await on(data):
+                done.set()
+    else:
+
+        async def handler(data: Any) -> None:
+            if on(data):
+                done.set()
+
+    task = asyncio.ensure_future(client.connect(handler))
+    waiter = asyncio.ensure_future(done.wait())
+    try:
+        await client.subscribe(subscription=SUBSCRIPTION, pair=PAIRS)
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not done.is_set():
+            task.result()  # raises what ended it
+            raise RuntimeError("kraky's connect() returned before the end marker")
+    finally:
+        waiter.cancel()
+    # Measured: report now. kraky's connect() swallows cancellation (a
+    # `continue` in its `finally`), so it is stopped with disconnect().
+    emit(sink.result())
+    try:
+        await asyncio.wait_for(client.disconnect(), 5)
+        await asyncio.wait_for(asyncio.shield(task), 5)
+    except Exception as exc:
+        print(f"client: kraky did not stop cleanly: {exc!r}", file=sys.stderr)
+    if not task.done():
+        sys.stdout.flush()
+        os._exit(0)
+
+
+# -- experiments ---------------------------------------------------------------
+
+
+def _cached_decoder() -> None:
+    """kraky_anyio.protocol.decode calls ``json.loads(text, parse_float=Decimal)``,
+    which builds a new JSONDecoder for every message; use one built once."""
+    from decimal import Decimal
+
+    import kraky_anyio.protocol as proto
+
+    proto.decode = json.JSONDecoder(parse_float=Decimal).decode  # type: ignore[assignment]
+
+
+WHAT_IFS = {"cached-decoder": _cached_decoder}
+
+
+# -- main ----------------------------------------------------------------------
+
+_emitted: list[dict[str, Any]] = []
+_extra: dict[str, Any] = {}
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the result line (once)."""
+    if _emitted:
+        return
+    result.update(_extra)
+    _emitted.append(result)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def _watchdogs(timeout: float, watch_stdin: bool) -> None:
+    """Exit hard on a deadline, or when the parent goes away (stdin closes)."""
+
+    def deadline() -> None:
+        print(f"client: timed out after {timeout:g} s", file=sys.stderr, flush=True)
+        os._exit(4)
+
+    timer = threading.Timer(timeout, deadline)
+    timer.daemon = True
+    timer.start()
+
+    def parent_gone() -> None:
+        # The raw fd, not sys.stdin: a daemon thread blocked in a buffered
+        # read makes interpreter shutdown abort.
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            return
+        os._exit(3)
+
+    if watch_stdin:
+        threading.Thread(target=parent_gone, daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="one benchmark client (used by bench/*.py)")
+    p.add_argument("--kind", required=True)
+    p.add_argument("--mode", required=True, choices=["flood", "paced", "slow", "fanout"])
+    p.add_argument("--url", required=True)
+    p.add_argument("--overflow", default="block")
+    p.add_argument("--buffer-size", type=int, default=1000)
+    p.add_argument("--max-queue", default="16", help="websockets: an int or 'none'")
+    p.add_argument("--sleep-ms", type=float, default=1.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--consumers", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
+    p.add_argument(
+        "--what-if",
+        action="append",
+        default=[],
+        choices=sorted(WHAT_IFS),
+        help="an experiment on kraky_anyio (monkeypatched here, library untouched)",
+    )
+    args = p.parse_args(argv)
+    _watchdogs(args.timeout, args.watch_stdin)
+
+    kind = args.kind
+    backend = "trio" if kind.endswith("-trio") else "asyncio"
+    for name in args.what_if:
+        WHAT_IFS[name]()
+    sampler = RssSampler().start() if args.mode == "slow" else None
+
+    if backend == "trio":
+        import trio
+
+        sleep: Any = trio.sleep
+    else:
+        import asyncio
+
+        sleep = asyncio.sleep
+
+    sink: Any
+    if args.mode == "flood":
+        sink = FloodSink()
+    elif args.mode == "paced":
+        sink = PacedSink()
+    elif args.mode == "slow":
+        sink = SlowSink(sleep, args.sleep_ms / 1000, args.seconds, sampler)  # type: ignore[arg-type]
+    else:
+        sink = None
+
+    async def body() -> Any:
+        if args.mode == "fanout":
+            if not kind.startswith("kraky_anyio-"):
+                raise SystemExit("fanout mode is for kraky_anyio only")
+            return await run_kraky_anyio_fanout(args.url, args.consumers, args.buffer_size)
+        if kind.startswith("raw-"):
+            await run_raw(args.url, sink)
+        elif kind.startswith("kraky_anyio-"):
+            await run_kraky_anyio(args.url, sink, args.overflow, args.buffer_size)
+        elif kind == "websockets":
+            mq = None if args.max_queue.lower() == "none" else int(args.max_queue)
+            await run_websockets(args.url, sink, mq)
+        elif kind == "kraky":
+            await run_kraky(args.url, sink)
+            return None
+        else:
+            raise SystemExit(f"unknown client kind {kind!r}")
+        return sink.result()
+
+    _extra.update(
+        kind="+".join([kind, *args.what_if]),
+        backend=backend,
+        mode=args.mode,
+        python=sys.version.split()[0],
+    )
+    if kind.startswith(("raw-", "kraky_anyio-")):
+        import anyio
+
+        result = anyio.run(body, backend=backend)
+    else:
+        import asyncio
+
+        result = asyncio.run(body())
+    if result is not None:
+        emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
