@@ -1,4 +1,92 @@
 """pytest plugin (registered as an entry point): fixtures for testing bots
-against the built-in fake exchange. Imports nothing heavy until used."""
+against the built-in fake exchange. Imports nothing heavy until used.
+
+The fixtures are async and run under anyio's pytest plugin, on whatever
+backend the ``anyio_backend`` fixture gives (trio's ``MockClock`` and other
+virtual clocks included)::
+
+    @pytest.mark.anyio
+    async def test_my_bot(kraken_client, kraken_exchange, kraken_market):
+        async with kraken_client.book("XBT/USD") as book:
+            await book.wait_valid()
+            kraken_market.corrupt_next_checksum("XBT/USD")  # the bot must cope
+            await kraken_exchange.drop()  # and with this
+
+* ``kraken_market``: the :class:`~kraky_anyio.testing.market.MarketSimulator`
+  (seed 0, XBT/USD and ETH/USD). Override it to change seed or pairs.
+* ``kraken_market_interval``: seconds between market steps (0.1); override it
+  too.
+* ``kraken_exchange``: a running
+  :class:`~kraky_anyio.testing.server.FakeKrakenServer` fed by that market;
+  it accepts only the simulated pairs.
+* ``kraken_client``: an ``open_kraken`` connection to it, already connected.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ..connection import KrakenConnection
+    from .market import MarketSimulator
+    from .server import FakeKrakenServer
+
+#: How long ``kraken_client`` waits for its first connection.
+CONNECT_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def kraken_market() -> MarketSimulator:
+    """The simulated market behind ``kraken_exchange``."""
+    from .market import MarketSimulator
+
+    return MarketSimulator()
+
+
+@pytest.fixture
+def kraken_market_interval() -> float:
+    """Seconds (of the event loop's clock) between two market steps."""
+    return 0.1
+
+
+@pytest.fixture
+async def kraken_exchange(
+    kraken_market: MarketSimulator, kraken_market_interval: float, anyio_backend: Any
+) -> AsyncIterator[FakeKrakenServer]:
+    """A fake Kraken v1 exchange with ``kraken_market`` running on it."""
+    import functools
+
+    import anyio
+
+    from .market import run_market
+    from .server import open_fake_kraken
+
+    async with (
+        open_fake_kraken(
+            pairs=kraken_market.pairs, snapshot_provider=kraken_market.snapshot
+        ) as server,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(
+            functools.partial(run_market, server, kraken_market, interval=kraken_market_interval)
+        )
+        yield server
+        tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def kraken_client(
+    kraken_exchange: FakeKrakenServer, anyio_backend: Any
+) -> AsyncIterator[KrakenConnection]:
+    """``open_kraken`` connected to ``kraken_exchange``."""
+    import anyio
+
+    from ..connection import open_kraken
+
+    async with open_kraken(kraken_exchange.url) as conn:
+        with anyio.fail_after(CONNECT_TIMEOUT):
+            await conn.wait_connected()
+        yield conn

@@ -1,0 +1,130 @@
+"""The pytest plugin's fixtures, used directly (both backends, virtual time)
+and from a user's test suite through the entry point (pytester)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import anyio
+import pytest
+
+from kraky_anyio import BookResync, KrakenConnection, KrakenError
+from kraky_anyio.testing.market import MarketSimulator
+from kraky_anyio.testing.server import FakeKrakenServer
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.anyio
+async def test_client_sees_a_live_verified_market(
+    kraken_client: KrakenConnection,
+    kraken_exchange: FakeKrakenServer,
+    kraken_market: MarketSimulator,
+) -> None:
+    assert kraken_client.connected and kraken_client.url == kraken_exchange.url
+    async with kraken_client.messages() as notices, kraken_client.book("XBT/USD") as book:
+        with anyio.fail_after(10):
+            await book.wait_valid()
+            await book.__anext__()
+        kraken_market.corrupt_next_checksum("XBT/USD")
+        with anyio.fail_after(10):
+            async for msg in notices:
+                if isinstance(msg, BookResync):
+                    break
+            await book.wait_valid()
+        assert book.checksum_mismatches == 1
+
+        await kraken_exchange.drop()
+        with anyio.fail_after(60):
+            async for msg in notices:
+                if isinstance(msg, BookResync) and msg.reason == "reconnect":
+                    break
+            await book.wait_valid()
+        assert kraken_client.generation == 2 and book.resyncs == 2
+
+
+@pytest.mark.anyio
+async def test_every_public_channel_flows(kraken_client: KrakenConnection) -> None:
+    channels = {"ticker", "trade", "spread", "ohlc-5", "book-25"}
+    async with kraken_client.messages(pair="ETH/USD") as stream:
+        for subscription in (
+            {"name": "ticker"},
+            {"name": "trade"},
+            {"name": "spread"},
+            {"name": "ohlc", "interval": 5},
+            {"name": "book", "depth": 25},
+        ):
+            await kraken_client.subscribe(subscription, ["ETH/USD"])
+        seen: set[str] = set()
+        with anyio.fail_after(60):
+            async for msg in stream:
+                if isinstance(msg, list):
+                    seen.add(msg[-2])
+                    if seen == channels:
+                        break
+
+
+@pytest.mark.anyio
+async def test_exchange_accepts_only_the_simulated_pairs(kraken_client: KrakenConnection) -> None:
+    with pytest.raises(KrakenError, match="Currency pair not supported SOL/USD"):
+        await kraken_client.subscribe({"name": "ticker"}, ["SOL/USD"])
+
+
+USER_TESTS = """
+import anyio
+import pytest
+import trio.testing
+
+from kraky_anyio.testing.market import MarketSimulator
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    if request.param == "trio":
+        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+    return "asyncio"
+
+
+@pytest.fixture
+def kraken_market():
+    return MarketSimulator(["SOL/USD"], seed=42)
+
+
+@pytest.fixture
+def kraken_market_interval():
+    return 0.01
+
+
+@pytest.mark.anyio
+async def test_bot(kraken_client, kraken_market):
+    async with kraken_client.book("SOL/USD", 25) as book:
+        with anyio.fail_after(10):
+            await book.wait_valid()
+            for _ in range(5):
+                await book.__anext__()
+        assert len(book.asks) == 25 and kraken_market.steps > 0
+"""
+
+
+def test_plugin_is_registered_and_overridable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    # A run of its own: the plugin comes from the entry point, as for a user.
+    # (looptime's plugin is off, as in this project's own configuration.)
+    options = ("-p", "no:cacheprovider", "-p", "no:looptime_plugin")
+    result = pytester.runpytest_inprocess(*options)
+    result.assert_outcomes(passed=2)
+    # Without the entry point's plugin the fixtures are unknown.
+    result = pytester.runpytest_inprocess(*options, "-p", "no:kraky_anyio")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*fixture 'kraken_client' not found*"])
+
+
+def test_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; import kraky_anyio.testing.plugin; "
+        "heavy = {'rich', 'kraky_anyio.testing.market', 'kraky_anyio.cli'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
