@@ -146,9 +146,21 @@ def _reject_level(level: object, name: str) -> NoReturn:
     raise BookError(f"malformed book level in {name!r}: {_short(level)}")  # pragma: no cover
 
 
+# The largest checksum, as a string: a 10-digit 'c' is in range if it is <= this.
+_MAX_C: Final = str(0xFFFFFFFF)
+
+
 def _check_checksum_field(value: object) -> None:
+    """Raise :class:`BookError` unless ``value`` is an unsigned 32-bit decimal string.
+
+    Leading zeros are accepted. A longer value could never match, and turning
+    one of over 4300 digits into an int would raise a plain ValueError.
+    """
     if not (type(value) is str and value.isdigit() and value.isascii()):
         raise BookError(f"book checksum 'c' must be a string of digits, got {_short(value)}")
+    digits = value.lstrip("0")
+    if len(digits) > 10 or (len(digits) == 10 and digits > _MAX_C):
+        raise BookError(f"book checksum 'c' is not a 32-bit value: {_short(value)}")
 
 
 def checksum(asks: Iterable[Sequence[str]], bids: Iterable[Sequence[str]]) -> int:
@@ -241,6 +253,122 @@ class _Side:
             _reject_level(level, name)
         return out
 
+    def update_one(self, level: object, c: str, other: _Side, depth: int) -> bool | None:
+        """Apply the only level of an update and verify the book's checksum ``c``.
+
+        The hot path of :meth:`OrderBook.feed`: ``c`` is only known to be a
+        string. The fragments change first and the checksum is computed with
+        them; if ``c`` then turns out to be malformed, they are changed back and
+        :class:`BookError` is raised, the book as it was. Otherwise the rest of
+        the change is made and the result is whether ``c`` matched.
+
+        Returns None, changing nothing, for anything unusual, left to the
+        general path: a malformed level, a delete of an unknown price, another
+        spelling of a known price, a new level past the end of a full side.
+        """
+        if type(level) is list and len(level) == 3:
+            price, volume, stamp = level
+        elif type(level) is list and len(level) == 4 and level[3] == "r":
+            price, volume, stamp, _ = level
+        else:
+            return None
+        if not (type(price) is str and type(volume) is str and type(stamp) is str):
+            return None
+        # As in parse(): strip, then check the fragment.
+        vf = volume.replace(".", "", 1).lstrip("0")
+        if not ((vf.isdigit() and vf.isascii()) if vf else (volume != "" and volume != ".")):
+            return None
+        frags = self.frags
+        # For the undo: the fragment replaced or deleted, the one truncated.
+        old = ""
+        cut: str | None = None
+        entry = self.by_price.get(price)
+        if entry is not None:  # a level of the book: change or delete it
+            i = bisect_left(self.keys, entry[0])
+            old = frags[i]
+            if vf:
+                frags[i] = entry[3] + vf
+            else:
+                del frags[i]
+        else:  # a new level
+            if not vf:
+                return None
+            pf = price.replace(".", "", 1).lstrip("0")
+            if not (pf.isdigit() and pf.isascii()):
+                return None
+            if self.exact or len(price) > _FLOAT_KEY_MAX_LEN:
+                key = self.key_of(price)
+            else:
+                key = -float(price) if self.is_bids else float(price)
+            keys = self.keys
+            i = bisect_left(keys, key)
+            if i >= depth or (i < len(keys) and keys[i] == key):
+                return None
+            frags.insert(i, pf + vf)
+            if len(frags) > depth:
+                cut = frags.pop()
+        # The checksum: CRC32 of the asks' top 10 running on over the bids' top
+        # 10; the other side's part comes from its cache.
+        top = b""
+        crc: int | None = None
+        if i < CHECKSUM_DEPTH:
+            head = frags
+            if depth > CHECKSUM_DEPTH and len(head) > CHECKSUM_DEPTH:
+                head = head[:CHECKSUM_DEPTH]
+            top = "".join(head).encode()
+            if self.is_bids:
+                asks_crc = other.crc
+                if asks_crc is None:
+                    asks_crc = other.top_crc()
+                computed = crc32(top, asks_crc)
+            else:
+                crc = crc32(top)
+                bids_top = other.top
+                if bids_top is None:
+                    bids_top = other.top_bytes()
+                computed = crc32(bids_top, crc)
+        elif self.is_bids:  # the top 10 did not change
+            computed = crc32(self.top_bytes(), other.top_crc())
+        else:
+            computed = crc32(other.top_bytes(), self.top_crc())
+        ok = str(computed) == c
+        if not ok:
+            try:
+                _check_checksum_field(c)
+            except BookError:  # change the fragments back
+                if entry is not None:
+                    if vf:
+                        frags[i] = old
+                    else:
+                        frags.insert(i, old)
+                else:
+                    del frags[i]
+                    if cut is not None:
+                        frags.append(cut)
+                raise
+            ok = computed == int(c)  # leading zeros
+        # The rest of the change; it cannot fail.
+        if entry is not None:
+            if vf:
+                entry[2] = volume
+            else:
+                del self.by_price[price]
+                del self.keys[i]
+                del self.entries[i]
+        else:
+            entry = [key, price, volume, pf]
+            keys.insert(i, key)
+            self.entries.insert(i, entry)
+            self.by_price[price] = entry
+            if cut is not None:  # truncated to the depth
+                del self.by_price[self.entries.pop()[1]]
+                keys.pop()
+        if i < CHECKSUM_DEPTH:
+            self.top = top
+            self.crc = crc  # None for the bids, whose CRC on its own is not used
+        self.view = None
+        return ok
+
     def key_of(self, price: str) -> Any:
         """The sort key of a validated price string."""
         if not self.exact:
@@ -265,13 +393,19 @@ class _Side:
         keys = self.keys
         entries = self.entries
         frags = self.frags
+        exact = self.exact
+        is_bids = self.is_bids
         low = CHECKSUM_DEPTH  # the best index touched, if it is in the top 10
         for price, volume, pf, vf in parsed:
             entry = by_price.get(price)
             if entry is not None:
                 i = bisect_left(keys, entry[0])
             else:
-                key = self.key_of(price)
+                if exact or len(price) > _FLOAT_KEY_MAX_LEN:
+                    key = self.key_of(price)
+                    exact = self.exact
+                else:
+                    key = -float(price) if is_bids else float(price)
                 i = bisect_left(keys, key)
                 if i < len(keys) and keys[i] == key:
                     # A price in the book, spelt differently ("1.5" vs "1.50"):
@@ -322,7 +456,10 @@ class _Side:
     def top_bytes(self) -> bytes:
         top = self.top
         if top is None:
-            top = self.top = "".join(self.frags[:CHECKSUM_DEPTH]).encode()
+            frags = self.frags
+            if len(frags) > CHECKSUM_DEPTH:
+                frags = frags[:CHECKSUM_DEPTH]
+            top = self.top = "".join(frags).encode()
         return top
 
     def top_crc(self) -> int:
@@ -363,9 +500,9 @@ class OrderBook:
         "_bids",
         "_channel",
         "_depth",
+        "_not_updates",
         "_pair",
         "_resyncs",
-        "_updates",
         "_valid",
         "_version",
     )
@@ -383,7 +520,10 @@ class OrderBook:
         self._bids = _Side(is_bids=True)
         self._valid = False
         self._version = 0
-        self._updates = 0
+        # The changes that were not applied updates (snapshots, mismatches,
+        # resets): ``updates`` is ``version`` minus these, so that the hot path
+        # counts an update with one increment instead of two.
+        self._not_updates = 0
         self._resyncs = 0
 
     def __repr__(self) -> str:
@@ -415,8 +555,8 @@ class OrderBook:
         """
         # The hot path: a valid book and a well-formed one-sided update with a
         # checksum, [id, {"a"|"b": [...], "c": "..."}, channel, pair]. Anything
-        # else (or anything odd) takes the general path.
-        if type(message) is list and len(message) == 4 and self._valid:
+        # else (or anything odd) takes the general path, which re-checks it all.
+        if self._valid and type(message) is list and len(message) == 4:
             _, payload, channel, pair = message
             if (
                 type(payload) is dict
@@ -425,29 +565,49 @@ class OrderBook:
                 and pair == self._pair
             ):
                 c = payload.get("c")
-                if type(c) is str and c.isdigit() and c.isascii():
+                if type(c) is str:
                     levels = payload.get("b")
                     if levels is not None:
                         side = self._bids
+                        other = self._asks
                     else:
                         levels = payload.get("a")
                         side = self._asks
-                    if levels is not None:
+                        other = self._bids
+                    if type(levels) is list and len(levels) == 1:
+                        # One level, the usual update: verified before it is made.
+                        ok = side.update_one(levels[0], c, other, self._depth)
+                        if ok is not None:
+                            self._version += 1
+                            if ok:
+                                return _VERIFIED
+                            self._valid = False
+                            self._not_updates += 1
+                            raise BookChecksumMismatchError(self._pair, int(c), self.checksum)
+                    # Several levels: validate 'c' and the levels, apply, verify.
+                    # An unsigned 32-bit decimal: at most 10 ASCII digits, and a
+                    # 10-digit one at most _MAX_C, compared as strings (a shorter
+                    # one may compare greater). Longer ones: the general path.
+                    if (
+                        levels is not None
+                        and c.isdigit()
+                        and c.isascii()
+                        and len(c) <= 10
+                        and (c <= _MAX_C or len(c) < 10)
+                    ):
                         side.apply(side.parse(levels, side.name), self._depth)
                         self._version += 1
-                        # Inlined _verify(): only the side just changed is stale.
-                        bids = self._bids
-                        top = bids.top
+                        top = self._bids.top
                         if top is None:
-                            top = bids.top_bytes()
+                            top = self._bids.top_bytes()
                         crc = self._asks.crc
                         if crc is None:
                             crc = self._asks.top_crc()
                         computed = crc32(top, crc)
                         if str(computed) != c and computed != int(c):
                             self._valid = False
+                            self._not_updates += 1
                             raise BookChecksumMismatchError(self._pair, int(c), computed)
-                        self._updates += 1
                         return _VERIFIED
         return self._feed(message)
 
@@ -492,7 +652,7 @@ class OrderBook:
         asks = [level for levels in a for level in self._asks.parse(levels, "a")]
         bids = [level for levels in b for level in self._bids.parse(levels, "b")]
         c = payloads[-1].get("c")
-        if c is not None:
+        if "c" in payloads[-1]:
             _check_checksum_field(c)
         if a:
             self._asks.apply(asks, self._depth)
@@ -500,8 +660,7 @@ class OrderBook:
             self._bids.apply(bids, self._depth)
         self._version += 1
         if c is not None:
-            self._verify(c)
-        self._updates += 1
+            self._verify(c, update=True)
         return _UPDATED if c is None else _VERIFIED
 
     def _snapshot(self, payload: dict[str, Any]) -> FeedResult:
@@ -516,22 +675,25 @@ class OrderBook:
         parsed_asks = asks.parse(payload.get("as", []), "as")
         parsed_bids = bids.parse(payload.get("bs", []), "bs")
         c = payload.get("c")
-        if c is not None:
+        if "c" in payload:
             _check_checksum_field(c)
         asks.apply(parsed_asks, self._depth)
         bids.apply(parsed_bids, self._depth)
         self._asks = asks
         self._bids = bids
         self._version += 1
+        self._not_updates += 1
         self._valid = True
         if c is not None:
-            self._verify(c)
+            self._verify(c, update=False)
         return _SNAPSHOT
 
-    def _verify(self, c: str) -> None:
+    def _verify(self, c: str, *, update: bool) -> None:
         computed = crc32(self._bids.top_bytes(), self._asks.top_crc())
         if computed != int(c):
             self._valid = False
+            if update:
+                self._not_updates += 1
             raise BookChecksumMismatchError(self._pair, int(c), computed)
 
     def reset(self, *, resync: bool = False) -> None:
@@ -545,6 +707,7 @@ class OrderBook:
         self._bids = _Side(is_bids=True)
         self._valid = False
         self._version += 1
+        self._not_updates += 1
         if resync:
             self._resyncs += 1
 
@@ -578,7 +741,7 @@ class OrderBook:
     @property
     def updates(self) -> int:
         """How many update messages were applied and passed (or had no) checksum."""
-        return self._updates
+        return self._version - self._not_updates
 
     @property
     def resyncs(self) -> int:
