@@ -13,6 +13,7 @@ memory stays bounded. The figures are printed (run with -s to see them).
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import tracemalloc
@@ -22,6 +23,7 @@ import anyio
 import pytest
 
 from kraky_anyio import (
+    BookResync,
     Connected,
     ConsumerOverflowError,
     Disconnected,
@@ -29,6 +31,7 @@ from kraky_anyio import (
     ReconnectPolicy,
     open_kraken,
 )
+from kraky_anyio.testing.market import MarketSimulator, run_market
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 
 pytestmark = pytest.mark.anyio
@@ -89,10 +92,11 @@ async def test_soak_with_random_faults(anyio_backend: Any) -> None:
     rng = random.Random(20261123)
     faults: list[str] = []
     counter = [0]
+    market = MarketSimulator(["XBT/USD", "ETH/USD"], seed=7, book_levels=100, depths=(10, 25))
     tracemalloc.start()
     try:
         async with (
-            open_fake_kraken() as server,
+            open_fake_kraken(snapshot_provider=market.snapshot) as server,
             open_kraken(
                 server.url, buffer_size=200, reconnect_policy=ReconnectPolicy(budget=150)
             ) as conn,
@@ -116,7 +120,18 @@ async def test_soak_with_random_faults(anyio_backend: Any) -> None:
                 pairs = sorted({p for c, p in STREAMS if c == sub["name"]})
                 with anyio.fail_after(30):
                     await conn.subscribe(sub, pairs)
+            book_checks: list[tuple[bool, Any, Any]] = []
+
+            async def watch_book(pair: str, depth: int) -> None:
+                async with conn.book(pair, depth) as book:
+                    async for state in book:
+                        # Every state the book shows is one Kraken's checksum vouched for.
+                        book_checks.append((state.valid, state.best_bid, state.best_ask))
+
             async with anyio.create_task_group() as tg:
+                tg.start_soon(functools.partial(run_market, server, market, interval=0.5))
+                tg.start_soon(watch_book, "XBT/USD", 10)
+                tg.start_soon(watch_book, "ETH/USD", 25)
                 tg.start_soon(consume, "reference", reference, 0)
                 tg.start_soon(consume, "block", slow_block, 0.04)  # slower than the feed
                 tg.start_soon(consume, "fail", slow_fail, 0.2)
@@ -161,6 +176,12 @@ async def test_soak_with_random_faults(anyio_backend: Any) -> None:
     disconnects = sum(isinstance(m, Disconnected) for m in notices)
     assert disconnects >= 5 and len(faults) >= 10
     assert stats.malformed_frames >= 1
+    # Books: many verified states, none crossed, and no checksum ever failed
+    # (resyncs come from reconnects only).
+    resyncs = [m for m in notices if isinstance(m, BookResync)]
+    assert len(book_checks) > 100
+    assert all(valid and bid.price < ask.price for valid, bid, ask in book_checks)
+    assert {r.reason for r in resyncs} <= {"reconnect"}
     assert peak < 64 * 1024 * 1024, peak
     print(
         f"\nsoak: {MINUTES:g} virtual min, faults {len(faults)} "
@@ -170,5 +191,7 @@ async def test_soak_with_random_faults(anyio_backend: Any) -> None:
         f"(0 lost, 0 duplicated), fail consumer dropped after {len(got['fail'])} messages, "
         f"disconnects {disconnects}, connection attempts {len(attempts)} "
         f"(worst 600 s window {worst}), dead sockets detected {stats.dead_connections}, "
-        f"malformed frames {stats.malformed_frames}, peak traced memory {peak / 1e6:.1f} MB"
+        f"malformed frames {stats.malformed_frames}, book states verified "
+        f"{len(book_checks)} (book resyncs {len(resyncs)}, all after reconnects), "
+        f"peak traced memory {peak / 1e6:.1f} MB"
     )
