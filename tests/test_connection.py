@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import drop_and_wait_reconnect, next_of
 
 from kraky_anyio import (
     Connected,
@@ -46,24 +47,6 @@ def live_keys(server: FakeKrakenServer) -> set[tuple[str, str | None]]:
     for c in server.sessions:
         out |= set(c.session.subscriptions)
     return out
-
-
-async def next_of(stream: Any, match: Any) -> Any:
-    """The next message of ``stream`` for which ``match(msg)`` holds."""
-    with anyio.fail_after(600):
-        async for msg in stream:
-            if match(msg):
-                return msg
-    raise AssertionError("stream ended")
-
-
-async def drop_and_wait_reconnect(server: FakeKrakenServer, conn: Any) -> None:
-    gen = conn.generation
-    async with conn.messages() as stream:
-        await server.drop()
-        await next_of(stream, lambda m: isinstance(m, Connected) and m.generation > gen)
-    with anyio.fail_after(60):
-        await conn.wait_connected()
 
 
 async def test_ping_subscribe_and_messages(server: FakeKrakenServer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import looptime
 import pytest
+from helpers import drop_and_wait_reconnect, next_of
 
 from kraky_anyio import (
     Connected,
@@ -25,7 +26,6 @@ from kraky_anyio import (
     SubscriptionLost,
     open_kraken,
 )
-from kraky_anyio.fanout import MessageStream
 from kraky_anyio.sequence import SequenceStatus, SequenceTracker
 from kraky_anyio.testing.engine import (
     DEFAULT_ACCOUNT,
@@ -88,24 +88,6 @@ def order_update(msg: Any, txid: str, status: str | None = None) -> bool:
         if fields is not None and (status is None or fields.get("status") == status):
             return True
     return False
-
-
-async def next_of(stream: MessageStream, match: Callable[[Any], bool]) -> Any:
-    """The next message of ``stream`` for which ``match(msg)`` holds."""
-    with anyio.fail_after(600):
-        async for msg in stream:
-            if match(msg):
-                return msg
-    raise AssertionError("stream ended")
-
-
-async def drop_and_wait_reconnect(server: FakeKrakenServer, conn: KrakenConnection) -> None:
-    gen = conn.generation
-    async with conn.messages() as stream:
-        await server.drop()
-        await next_of(stream, lambda m: isinstance(m, Connected) and m.generation > gen)
-    with anyio.fail_after(60):
-        await conn.wait_connected()
 
 
 async def subscribe_private(conn: KrakenConnection, server: FakeKrakenServer) -> None:
