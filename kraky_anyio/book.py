@@ -95,12 +95,14 @@ _UPDATED: Final = FeedResult.UPDATED
 _VERIFIED: Final = FeedResult.VERIFIED
 
 # A validated level: (price string, volume string, price fragment, volume
-# fragment). The fragments are the strings with the '.' removed and leading
-# zeros stripped; an empty volume fragment means a zero volume: a delete.
-_Parsed = tuple[str, str, str, str]
+# fragment). The fragments are the strings, as ASCII bytes, with the '.' removed
+# and leading zeros stripped; an empty volume fragment means a zero volume: a
+# delete. Bytes, not str: bytes.isdigit() accepts ASCII digits only (one check
+# instead of isdigit() and isascii()) and the checksum needs bytes anyway.
+_Parsed = tuple[str, str, bytes, bytes]
 
 # A stored level is a 4-item list, for speed (mutated in place):
-# [sort key, price string, volume string, price fragment].
+# [sort key, price string, volume string, price fragment (bytes)].
 _Entry = list[Any]
 
 # Prices of at most this many characters are sorted by float(price): a decimal
@@ -150,17 +152,19 @@ def _reject_level(level: object, name: str) -> NoReturn:
 _MAX_C: Final = str(0xFFFFFFFF)
 
 
-def _check_checksum_field(value: object) -> None:
-    """Raise :class:`BookError` unless ``value`` is an unsigned 32-bit decimal string.
+def _checksum_value(value: object) -> int:
+    """The value of a checksum field ``c``: an unsigned 32-bit decimal string.
 
-    Leading zeros are accepted. A longer value could never match, and turning
-    one of over 4300 digits into an int would raise a plain ValueError.
+    Raises :class:`BookError` if it is anything else. Leading zeros are
+    accepted; a larger value could never match, and ``int()`` of a string of
+    over 4300 digits (even zeros) would raise a plain ValueError.
     """
     if not (type(value) is str and value.isdigit() and value.isascii()):
         raise BookError(f"book checksum 'c' must be a string of digits, got {_short(value)}")
     digits = value.lstrip("0")
     if len(digits) > 10 or (len(digits) == 10 and digits > _MAX_C):
         raise BookError(f"book checksum 'c' is not a 32-bit value: {_short(value)}")
+    return int(digits) if digits else 0
 
 
 def checksum(asks: Iterable[Sequence[str]], bids: Iterable[Sequence[str]]) -> int:
@@ -188,7 +192,9 @@ class _Side:
     the price for asks, its negation for bids, so both run best first.
     ``by_price`` maps each price string to its entry. ``top`` and ``crc`` cache
     the checksum bytes of the first 10 levels and their CRC32, ``view`` the
-    levels as :class:`Level`; None means stale.
+    levels as :class:`Level`; None means stale. The book's checksum is the CRC
+    of the asks' ``top`` running on over the bids' ``top`` (``zlib.crc32``
+    takes a starting value), so an update recomputes only its own side's part.
     """
 
     __slots__ = (
@@ -211,7 +217,7 @@ class _Side:
         self.by_price: dict[str, _Entry] = {}
         self.keys: list[Any] = []
         self.entries: list[_Entry] = []
-        self.frags: list[str] = []
+        self.frags: list[bytes] = []
         self.top: bytes | None = b""
         self.crc: int | None = 0
         self.view: tuple[Level, ...] | None = ()
@@ -236,18 +242,21 @@ class _Side:
             if type(price) is str and type(volume) is str and type(stamp) is str:
                 # Strip first, then check: stripping '0's from a digit string
                 # leaves a digit string. An empty volume fragment is a zero
-                # volume if the string had a digit at all.
-                entry = by_price.get(price)
-                if entry is not None:
-                    pf = entry[3]
-                else:
-                    pf = price.replace(".", "", 1).lstrip("0")
-                    if not (pf.isdigit() and pf.isascii()):
-                        pf = ""  # not a decimal string, or a zero price
-                vf = volume.replace(".", "", 1).lstrip("0")
-                if pf and (
-                    (vf.isdigit() and vf.isascii()) if vf else volume != "." and volume != ""
-                ):
+                # volume if the string had a digit at all. Any non-ASCII
+                # character encodes to non-digit bytes; a lone surrogate, which
+                # JSON can decode, does not encode at all.
+                try:
+                    entry = by_price.get(price)
+                    if entry is not None:
+                        pf = entry[3]
+                    else:
+                        pf = price.encode().replace(b".", b"", 1).lstrip(b"0")
+                        if not pf.isdigit():
+                            pf = b""  # not a decimal string, or a zero price
+                    vf = volume.encode().replace(b".", b"", 1).lstrip(b"0")
+                except UnicodeEncodeError:
+                    _reject_level(level, name)
+                if pf and (vf.isdigit() if vf else volume != "." and volume != ""):
                     append((price, volume, pf, vf))
                     continue
             _reject_level(level, name)
@@ -274,18 +283,18 @@ class _Side:
             return None
         if not (type(price) is str and type(volume) is str and type(stamp) is str):
             return None
-        # As in parse(): strip, then check the fragment.
-        vf = volume.replace(".", "", 1).lstrip("0")
-        if not ((vf.isdigit() and vf.isascii()) if vf else (volume != "" and volume != ".")):
+        # As in parse(): strip, then check the fragment (bytes).
+        try:
+            vf = volume.encode().replace(b".", b"", 1).lstrip(b"0")
+        except UnicodeEncodeError:
+            return None
+        if not (vf.isdigit() if vf else (volume != "" and volume != ".")):
             return None
         frags = self.frags
-        # For the undo: the fragment replaced or deleted, the one truncated.
-        old = ""
-        cut: str | None = None
         entry = self.by_price.get(price)
         if entry is not None:  # a level of the book: change or delete it
             i = bisect_left(self.keys, entry[0])
-            old = frags[i]
+            old = frags[i]  # for the undo
             if vf:
                 frags[i] = entry[3] + vf
             else:
@@ -293,8 +302,11 @@ class _Side:
         else:  # a new level
             if not vf:
                 return None
-            pf = price.replace(".", "", 1).lstrip("0")
-            if not (pf.isdigit() and pf.isascii()):
+            try:
+                pf = price.encode().replace(b".", b"", 1).lstrip(b"0")
+            except UnicodeEncodeError:
+                return None
+            if not pf.isdigit():
                 return None
             if self.exact or len(price) > _FLOAT_KEY_MAX_LEN:
                 key = self.key_of(price)
@@ -305,22 +317,20 @@ class _Side:
             if i >= depth or (i < len(keys) and keys[i] == key):
                 return None
             frags.insert(i, pf + vf)
-            if len(frags) > depth:
-                cut = frags.pop()
+            cut = frags.pop() if len(frags) > depth else None  # for the undo
         # The checksum: CRC32 of the asks' top 10 running on over the bids' top
         # 10; the other side's part comes from its cache.
-        top = b""
-        crc: int | None = None
         if i < CHECKSUM_DEPTH:
             head = frags
             if depth > CHECKSUM_DEPTH and len(head) > CHECKSUM_DEPTH:
                 head = head[:CHECKSUM_DEPTH]
-            top = "".join(head).encode()
+            top = b"".join(head)
             if self.is_bids:
                 asks_crc = other.crc
                 if asks_crc is None:
                     asks_crc = other.top_crc()
                 computed = crc32(top, asks_crc)
+                crc = None  # the bids' CRC on its own is not used
             else:
                 crc = crc32(top)
                 bids_top = other.top
@@ -334,8 +344,8 @@ class _Side:
         ok = str(computed) == c
         if not ok:
             try:
-                _check_checksum_field(c)
-            except BookError:  # change the fragments back
+                ok = computed == _checksum_value(c)  # e.g. leading zeros
+            except BookError:  # malformed: change the fragments back
                 if entry is not None:
                     if vf:
                         frags[i] = old
@@ -346,7 +356,6 @@ class _Side:
                     if cut is not None:
                         frags.append(cut)
                 raise
-            ok = computed == int(c)  # leading zeros
         # The rest of the change; it cannot fail.
         if entry is not None:
             if vf:
@@ -365,7 +374,7 @@ class _Side:
                 keys.pop()
         if i < CHECKSUM_DEPTH:
             self.top = top
-            self.crc = crc  # None for the bids, whose CRC on its own is not used
+            self.crc = crc
         self.view = None
         return ok
 
@@ -459,7 +468,7 @@ class _Side:
             frags = self.frags
             if len(frags) > CHECKSUM_DEPTH:
                 frags = frags[:CHECKSUM_DEPTH]
-            top = self.top = "".join(frags).encode()
+            top = self.top = b"".join(frags)
         return top
 
     def top_crc(self) -> int:
@@ -556,8 +565,11 @@ class OrderBook:
         # The hot path: a valid book and a well-formed one-sided update with a
         # checksum, [id, {"a"|"b": [...], "c": "..."}, channel, pair]. Anything
         # else (or anything odd) takes the general path, which re-checks it all.
-        if self._valid and type(message) is list and len(message) == 4:
-            _, payload, channel, pair = message
+        if self._valid and type(message) is list:
+            try:
+                _, payload, channel, pair = message
+            except ValueError:  # not 4 elements
+                return self._feed(message)
             if (
                 type(payload) is dict
                 and len(payload) == 2
@@ -583,9 +595,12 @@ class OrderBook:
                                 return _VERIFIED
                             self._valid = False
                             self._not_updates += 1
-                            raise BookChecksumMismatchError(self._pair, int(c), self.checksum)
-                    # Several levels: validate 'c' and the levels, apply, verify.
-                    # An unsigned 32-bit decimal: at most 10 ASCII digits, and a
+                            raise BookChecksumMismatchError(
+                                self._pair, _checksum_value(c), self.checksum
+                            )
+                    # Several levels (or one that update_one() left alone):
+                    # validate 'c' and the levels, apply, verify. 'c' is an
+                    # unsigned 32-bit decimal: at most 10 ASCII digits, and a
                     # 10-digit one at most _MAX_C, compared as strings (a shorter
                     # one may compare greater). Longer ones: the general path.
                     if (
@@ -651,17 +666,17 @@ class OrderBook:
         # Validate everything, then apply.
         asks = [level for levels in a for level in self._asks.parse(levels, "a")]
         bids = [level for levels in b for level in self._bids.parse(levels, "b")]
-        c = payloads[-1].get("c")
-        if "c" in payloads[-1]:
-            _check_checksum_field(c)
+        last = payloads[-1]
+        expected = _checksum_value(last["c"]) if "c" in last else None
         if a:
             self._asks.apply(asks, self._depth)
         if b:
             self._bids.apply(bids, self._depth)
         self._version += 1
-        if c is not None:
-            self._verify(c, update=True)
-        return _UPDATED if c is None else _VERIFIED
+        if expected is None:
+            return _UPDATED
+        self._verify(expected, update=True)
+        return _VERIFIED
 
     def _snapshot(self, payload: dict[str, Any]) -> FeedResult:
         unknown = payload.keys() - {"as", "bs", "c"}
@@ -674,9 +689,7 @@ class OrderBook:
         bids = _Side(is_bids=True)
         parsed_asks = asks.parse(payload.get("as", []), "as")
         parsed_bids = bids.parse(payload.get("bs", []), "bs")
-        c = payload.get("c")
-        if "c" in payload:
-            _check_checksum_field(c)
+        expected = _checksum_value(payload["c"]) if "c" in payload else None
         asks.apply(parsed_asks, self._depth)
         bids.apply(parsed_bids, self._depth)
         self._asks = asks
@@ -684,17 +697,17 @@ class OrderBook:
         self._version += 1
         self._not_updates += 1
         self._valid = True
-        if c is not None:
-            self._verify(c, update=False)
+        if expected is not None:
+            self._verify(expected, update=False)
         return _SNAPSHOT
 
-    def _verify(self, c: str, *, update: bool) -> None:
+    def _verify(self, expected: int, *, update: bool) -> None:
         computed = crc32(self._bids.top_bytes(), self._asks.top_crc())
-        if computed != int(c):
+        if computed != expected:
             self._valid = False
             if update:
                 self._not_updates += 1
-            raise BookChecksumMismatchError(self._pair, int(c), computed)
+            raise BookChecksumMismatchError(self._pair, expected, computed)
 
     def reset(self, *, resync: bool = False) -> None:
         """Drop every level and wait for a new snapshot (``valid`` becomes False).

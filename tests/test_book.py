@@ -64,10 +64,6 @@ def snapshot(asks: Levels, bids: Levels, channel: str = "book-10") -> list[Any]:
     return msg({"as": [lv(p, v) for p, v in asks], "bs": [lv(p, v) for p, v in bids]}, channel)
 
 
-def strings(levels: Sequence[Level]) -> list[tuple[Decimal, Decimal]]:
-    return [(level.price, level.volume) for level in levels]
-
-
 def as_levels(levels: Levels) -> tuple[Level, ...]:
     return tuple(Level(Decimal(p), Decimal(v)) for p, v in levels)
 
@@ -516,11 +512,30 @@ def test_update_without_checksum_and_five_element_update() -> None:
     assert book.updates == 4
 
 
-def test_checksum_with_leading_zeros_is_accepted() -> None:
+@pytest.mark.parametrize("width", [11, 14, 5000])
+def test_checksum_with_leading_zeros_is_accepted(width: int) -> None:
+    """'c' is a number: leading zeros are accepted, even more than int() takes."""
     book, model = fresh(), model_of()
-    message = update(model, a=[lv("99.5", "1.0")])
-    message[1]["c"] = message[1]["c"].zfill(14)
-    assert book.feed(message) is FeedResult.VERIFIED
+    one = update(model, a=[lv("99.5", "1.0")])  # one level: the hot path
+    two = update(model, b=[lv("98.5", "1.0"), lv("98.6", "1.0")])  # two levels
+    five = [336, {"a": [lv("99.5", "2.0")]}, {"b": [lv("98.5", "0")]}, "book-10", PAIR]
+    update(model, a=[lv("99.5", "2.0")], b=[lv("98.5", "0")])
+    five[2]["c"] = str(model.checksum())
+    for message in (one, two, five):
+        message[-3]["c"] = message[-3]["c"].zfill(width)
+        assert book.feed(message) is FeedResult.VERIFIED
+    assert_matches(book, model)
+    payload = {"as": [lv(p, v) for p, v in ASKS], "bs": [], "c": "0" * width}
+    payload["c"] += str(ref_checksum(ASKS, []))
+    assert book.feed(msg(payload)) is FeedResult.SNAPSHOT and book.valid
+    # A wrong one is a mismatch, whatever its spelling.
+    for message in (update(model, a=[lv("99.5", "1.0")]), five):
+        book = fresh()
+        wrong = int(message[-3]["c"].lstrip("0")) ^ 1
+        message[-3]["c"] = str(wrong).zfill(width)
+        with pytest.raises(BookChecksumMismatchError) as info:
+            book.feed(message)
+        assert info.value.expected == wrong
 
 
 def test_same_price_spelt_differently_is_one_level() -> None:
