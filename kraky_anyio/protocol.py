@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -630,7 +630,3 @@ def _check_subscription(subscription: object) -> dict[str, Any]:
         if opt in sub and (isinstance(sub[opt], bool) or not isinstance(sub[opt], int)):
             raise TypeError(f"subscription {opt} must be an int")
     return sub
-
-
-def frames(requests: Sequence[PendingRequest]) -> list[str]:
-    return [r.frame for r in requests]
