@@ -108,13 +108,17 @@ def number_text(value: Decimal, places: int | None = None) -> str:
     one written with more keeps them all: padding never changes the value,
     rounding would. Raises :class:`BookError` for NaN or an infinity.
     """
-    if not value.is_finite():
+    text = format(value, "f")
+    if not text[-1].isdigit():  # "NaN", "sNaN", "Infinity"
         raise BookError(f"a price or quantity must be a finite number, got {value}")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if places is not None and -exponent < places:
-        return format(value, f".{places}f")
-    return format(value, "f")
+    if places:
+        dot = text.find(".")
+        if dot < 0:
+            return text + "." + "0" * places
+        short = places - (len(text) - dot - 1)
+        if short > 0:
+            return text + "0" * short
+    return text
 
 
 def v2_fragment(value: Decimal, places: int | None = None) -> bytes:
