@@ -369,11 +369,15 @@ def decode(raw: bytes | str) -> Message:
         first: Exception = exc
     except msgspec.DecodeError as exc:
         raise MessageError(f"not a JSON frame: {exc}") from None
+    except RecursionError:
+        raise MessageError("a frame nested too deeply") from None
     # Not a known channel message: a reply, an unknown channel, or malformed.
     try:
         frame = _loose.decode(raw)
     except msgspec.DecodeError as exc:  # pragma: no cover -- _typed parsed it
         raise MessageError(f"not a JSON frame: {exc}") from None
+    except RecursionError:
+        raise MessageError("a frame nested too deeply") from None
     if type(frame) is not dict:
         raise MessageError(f"a frame must be a JSON object, got {type(frame).__name__}")
     channel = frame.get("channel")

@@ -145,8 +145,8 @@ def _check(channel: str, name: str, rule: tuple[object, ...] | str, value: objec
             raise ValueError(f"{channel}: {name} must not be empty")
     else:
         assert isinstance(rule, tuple)
-        # bool is an int: True would pass as 1.
-        if type(value) is bool or value not in rule:
+        # Exact type: True == 1 and 10.0 == 10, but neither is what Kraken takes.
+        if type(value) is not type(rule[0]) or value not in rule:
             raise ValueError(f"{channel}: {name} must be one of {rule}, got {value!r:.80}")
 
 
