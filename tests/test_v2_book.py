@@ -149,6 +149,26 @@ def test_exponent_trap_through_the_decoder() -> None:
     ).ok
 
 
+WIRE_NUMBER = r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,2})?"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.decimals(allow_nan=False, allow_infinity=False)
+    | st.from_regex(WIRE_NUMBER, fullmatch=True).map(Decimal),
+    places=st.none() | st.integers(min_value=0, max_value=12),
+)
+def test_number_text_is_the_exact_plain_text(value: Decimal, places: int | None) -> None:
+    text = number_text(value, places)
+    assert "E" not in text and "e" not in text
+    assert Decimal(text) == value  # padding never changes the value
+    if places is None or places == 0:
+        assert text == format(value, "f")  # the cheap path gives format()'s text
+    else:
+        decimals = len(text.partition(".")[2])
+        assert decimals == max(places, len(format(value, "f").partition(".")[2]))
+
+
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "sNaN"])
 def test_non_finite_numbers_are_refused(bad: str) -> None:
     with pytest.raises(BookError, match="finite"):

@@ -83,20 +83,37 @@ def check_precision(value: object, what: str) -> int | None:
     return value
 
 
-def _check_level(level: BookLevel) -> None:
-    price = level.price
-    qty = level.qty
-    if not (
-        type(price) is Decimal
-        and type(qty) is Decimal
-        and price.is_finite()
-        and qty.is_finite()
-        and price > 0
-        and not qty.is_signed()
-    ):
-        raise BookError(
-            f"a book level needs a positive price and a non-negative qty, got {level!r:.120}"
-        )
+# A validated level ready to apply: (sort key, level, checksum text or None for a delete).
+_Prepared = tuple[Decimal, BookLevel, "bytes | None"]
+
+
+def _prepare(
+    levels: Sequence[BookLevel], is_bids: bool, pp: int | None, qp: int | None
+) -> list[_Prepared]:
+    """Validate and render ``levels``; raise :class:`BookError` for a bad one. Changes nothing."""
+    out: list[_Prepared] = []
+    for level in levels:
+        price = level.price
+        qty = level.qty
+        try:
+            ok = (
+                type(price) is Decimal
+                and type(qty) is Decimal
+                and price.is_finite()
+                and price > 0
+                and qty >= 0
+            )
+        except ArithmeticError:  # a NaN compared
+            ok = False
+        if not ok:
+            raise BookError(
+                f"a book level needs a positive price and a non-negative qty, got {level!r:.120}"
+            )
+        key = price.copy_negate() if is_bids else price
+        # number_text() raises BookError for an infinite qty.
+        frag = None if qty.is_zero() else v2_fragment(price, pp) + v2_fragment(qty, qp)
+        out.append((key, level, frag))
+    return out
 
 
 class _Side:
@@ -111,35 +128,30 @@ class _Side:
         self.frags: list[bytes] = []  # each level's checksum text: price then qty
         self.top: bytes | None = b""  # the checksum text of the top 10; None: stale
 
-    def apply(
-        self, levels: Sequence[BookLevel], depth: int, pp: int | None, qp: int | None
-    ) -> None:
-        """Apply validated levels in order, then truncate to ``depth``. Cannot fail."""
+    def apply(self, prepared: list[_Prepared], depth: int) -> None:
+        """Apply prepared levels in order, then truncate to ``depth``. Cannot fail."""
         keys = self.keys
-        is_bids = self.is_bids
+        levels = self.levels
+        frags = self.frags
         low = CHECKSUM_DEPTH
-        for level in levels:
-            price = level.price
-            key = price.copy_negate() if is_bids else price
+        for key, level, frag in prepared:
             i = bisect_left(keys, key)
             found = i < len(keys) and keys[i] == key
-            if level.qty.is_zero():
+            if frag is None:
                 if not found:
                     continue  # Kraken deletes levels that already fell out of depth
-                del keys[i], self.levels[i], self.frags[i]
+                del keys[i], levels[i], frags[i]
+            elif found:
+                levels[i] = level
+                frags[i] = frag
             else:
-                frag = v2_fragment(price, pp) + v2_fragment(level.qty, qp)
-                if found:
-                    self.levels[i] = level
-                    self.frags[i] = frag
-                else:
-                    keys.insert(i, key)
-                    self.levels.insert(i, level)
-                    self.frags.insert(i, frag)
+                keys.insert(i, key)
+                levels.insert(i, level)
+                frags.insert(i, frag)
             if i < low:
                 low = i
         if len(keys) > depth:
-            del keys[depth:], self.levels[depth:], self.frags[depth:]
+            del keys[depth:], levels[depth:], frags[depth:]
         if low < CHECKSUM_DEPTH:
             self.top = None
 
@@ -238,10 +250,9 @@ class Book:
         if entry.symbol != self._symbol:
             raise BookError(f"entry for {entry.symbol!r:.80} fed to the {self._symbol} book")
         expected = check_checksum(entry.checksum)
-        for level in entry.asks:
-            _check_level(level)
-        for level in entry.bids:
-            _check_level(level)
+        depth, pp, qp = self._depth, self._pp, self._qp
+        new_asks = _prepare(entry.asks, False, pp, qp) if entry.asks else None
+        new_bids = _prepare(entry.bids, True, pp, qp) if entry.bids else None
         if kind == "update":
             if not self._valid:
                 raise BookError(
@@ -253,11 +264,10 @@ class Book:
             asks, bids = _Side(is_bids=False), _Side(is_bids=True)
         else:
             raise BookError(f"book message type must be snapshot or update, got {kind!r:.80}")
-        depth, pp, qp = self._depth, self._pp, self._qp
-        if entry.asks:
-            asks.apply(entry.asks, depth, pp, qp)
-        if entry.bids:
-            bids.apply(entry.bids, depth, pp, qp)
+        if new_asks:
+            asks.apply(new_asks, depth)
+        if new_bids:
+            bids.apply(new_bids, depth)
         self._asks, self._bids = asks, bids
         self._version += 1
         computed = crc32(bids.top_bytes(), crc32(asks.top_bytes()))
