@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple, NoReturn
 from zlib import crc32
 
 from ..errors import BookError
-from .checksum import CHECKSUM_DEPTH, checksum_value, describe, fragment
+from .checksums import CHECKSUM_DEPTH, checksum_value, describe, fragment
 
 __all__ = ["Level", "Side"]
 

@@ -32,7 +32,7 @@ from zlib import crc32
 
 from ..errors import BookError, ChecksumMismatchError
 from ._side import Level, Side
-from .checksum import MAX_CHECKSUM, checksum_value, describe
+from .checksums import MAX_CHECKSUM, checksum_value, describe
 
 __all__ = [
     "DEPTHS",

@@ -10,7 +10,7 @@ mismatch. The v2 rules (``kraken-ws-v2.md``, "The book checksum (v2)"):
   the checksum of the top 10 levels per side (whatever the depth) is compared;
 * each number is rendered from its exact text, padded to the pair's
   ``price_precision``/``qty_precision`` where the text has fewer decimals
-  (:func:`~kraky_anyio.book.checksum.number_text`, the one place for that).
+  (:func:`~kraky_anyio.book.checksums.number_text`, the one place for that).
 
 After a mismatch the book is invalid (updates are refused with
 :class:`~kraky_anyio.errors.BookError`) until the next snapshot: resubscribe.
@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Final
 from zlib import crc32
 
-from ..book.checksum import CHECKSUM_DEPTH, MAX_CHECKSUM, v2_fragment
+from ..book.checksums import CHECKSUM_DEPTH, MAX_CHECKSUM, v2_fragment
 from ..errors import BookError
 from .messages import BookEntry, BookLevel, BookMessage, Message
 from .params import BOOK_DEPTHS

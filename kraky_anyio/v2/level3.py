@@ -7,7 +7,7 @@ kept), ``delete`` removes it (a level with no order left is gone). After every
 entry each side is truncated to ``depth`` price levels, then the checksum is
 verified: over the top 10 price levels per side, every order in queue order
 contributes ``limit_price`` then ``order_qty``, rendered like the L2 book's
-numbers (:func:`~kraky_anyio.book.checksum.v2_fragment`).
+numbers (:func:`~kraky_anyio.book.checksums.v2_fragment`).
 
 Choices where Kraken's guide says nothing: an ``add`` of an order id already
 in the book moves that order (removed, then appended); a ``modify`` or
@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Final
 from zlib import crc32
 
-from ..book.checksum import CHECKSUM_DEPTH, v2_fragment
+from ..book.checksums import CHECKSUM_DEPTH, v2_fragment
 from ..errors import BookError
 from .book import Outcome, Verdict, check_checksum, check_precision
 from .messages import BookLevel, Level3Entry, Level3Message, Level3Order, Message

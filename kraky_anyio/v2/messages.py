@@ -8,7 +8,7 @@
 Numbers: every price, quantity and amount is a :class:`~decimal.Decimal` built
 from the number's text, so ``0.50000000`` stays ``Decimal("0.50000000")`` and
 ``1e-08`` is ``Decimal("1E-8")`` (render with ``format(d, "f")``, never
-``str(d)``; see :func:`kraky_anyio.book.checksum.number_text`). Never float.
+``str(d)``; see :func:`kraky_anyio.book.checksums.number_text`). Never float.
 msgspec also accepts a decimal *string* for a ``Decimal`` field (Kraken sends
 numbers); counts, ids, precisions and checksums are ``int``. Loosely typed
 parts (``executions``/``balances`` data, unknown channels, ``Response.result``)
