@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kraky_anyio.book.checksum import number_text, v2_checksum, v2_fragment
+from kraky_anyio.book.checksums import number_text, v2_checksum, v2_fragment
 from kraky_anyio.errors import BookError
 from kraky_anyio.v2.book import Book, Outcome, Verdict
 from kraky_anyio.v2.messages import BookEntry, BookLevel, BookMessage, decode
