@@ -160,6 +160,7 @@ def test_add_modify_delete_keep_queue_order() -> None:
     assert verdict.outcome is Outcome.UPDATED
     top = book.bids[0]
     assert [o.order_id for o in top.orders][-1] == "ONEW01-AAAAA-BBBBBB"
+    assert all(o.event is None for lv in book.bids for o in lv.orders)
     assert top.orders[1].order_qty == Decimal("0.40000000")
     assert book.bids[1].price == Decimal("44934.7")
 

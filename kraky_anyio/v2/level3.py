@@ -110,6 +110,13 @@ class _Side:
                     self._remove(oid)
                 if event == "delete":
                     continue
+                if order.event is not None:  # the queue keeps no event
+                    order = Level3Order(
+                        order_id=oid,
+                        limit_price=order.limit_price,
+                        order_qty=order.order_qty,
+                        timestamp=order.timestamp,
+                    )
                 price = order.limit_price
                 key = price.copy_negate() if self.is_bids else price
                 i = bisect_left(keys, key)
