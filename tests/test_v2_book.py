@@ -154,8 +154,10 @@ WIRE_NUMBER = r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][-+]?[0-9]{1,2})?"
 
 @settings(max_examples=150, deadline=None)
 @given(
-    value=st.decimals(allow_nan=False, allow_infinity=False)
-    | st.from_regex(WIRE_NUMBER, fullmatch=True).map(Decimal),
+    value=(
+        st.decimals(allow_nan=False, allow_infinity=False)
+        | st.from_regex(WIRE_NUMBER, fullmatch=True).map(Decimal)
+    ).filter(lambda d: -60 <= d.adjusted() <= 60),
     places=st.none() | st.integers(min_value=0, max_value=12),
 )
 def test_number_text_is_the_exact_plain_text(value: Decimal, places: int | None) -> None:
@@ -169,10 +171,20 @@ def test_number_text_is_the_exact_plain_text(value: Decimal, places: int | None)
         assert decimals == max(places, len(format(value, "f").partition(".")[2]))
 
 
-@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "sNaN"])
+@pytest.mark.parametrize(
+    "bad", ["NaN", "Infinity", "-Infinity", "sNaN", "1E+999999999", "1E-999999"]
+)
 def test_non_finite_numbers_are_refused(bad: str) -> None:
-    with pytest.raises(BookError, match="finite"):
+    with pytest.raises(BookError, match=r"finite|out of range"):
         number_text(Decimal(bad))
+
+
+def test_a_huge_exponent_in_a_frame_is_refused_not_rendered() -> None:
+    book = fresh()
+    version = book.version
+    with pytest.raises(BookError, match="out of range"):
+        book.feed(decode(frame("update", [("1e999999999", "1.0")], [], 0)))
+    assert book.version == version and book.valid
 
 
 # -- the recorded Kraken session -------------------------------------------------

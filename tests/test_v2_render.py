@@ -39,6 +39,8 @@ def test_wire_number() -> None:
         wire_number(D("NaN"), 1)
     with pytest.raises(TypeError, match="Decimal"):
         wire_number(1.5, 1)
+    with pytest.raises(ValueError, match="out of range"):
+        wire_number(D("1E+30"), 8)
 
 
 def test_checksum_text_is_written_at_the_precision() -> None:

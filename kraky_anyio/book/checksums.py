@@ -98,6 +98,10 @@ def checksum(asks: Iterable[Sequence[str]], bids: Iterable[Sequence[str]]) -> in
     return crc32("".join(parts).encode("ascii"))
 
 
+# Decimal exponents beyond this are no price or quantity (and would render huge).
+_MAX_EXPONENT: Final = 60
+
+
 def number_text(value: Decimal, places: int | None = None) -> str:
     """The decimal text of a v2 number: its exact digits, at least ``places`` decimals.
 
@@ -106,12 +110,17 @@ def number_text(value: Decimal, places: int | None = None) -> str:
     ``places`` (the pair's ``price_precision``/``qty_precision``) a value written
     with fewer decimals (``4.0``, ``1e-05``) is padded with zeros to that many;
     one written with more keeps them all: padding never changes the value,
-    rounding would. Raises :class:`BookError` for NaN or an infinity.
+    rounding would. Raises :class:`BookError` for NaN, an infinity, or a
+    magnitude beyond 1e±60 (no price; a hostile ``1e999999999`` would render as
+    a billion digits).
     """
     # str() is 4x cheaper than format(): use it where it has no exponent, where
     # it gives format(value, "f")'s text exactly (the tests check that).
     text = str(value)
     if "E" in text:
+        # A hostile 1e999999999 would render as a billion digits.
+        if not -_MAX_EXPONENT <= value.adjusted() <= _MAX_EXPONENT:
+            raise BookError(f"a price or quantity is out of range: {text:.40}")
         text = format(value, "f")
     elif not text[-1].isdigit():  # "NaN", "sNaN", "Infinity"
         raise BookError(f"a price or quantity must be a finite number, got {value}")

@@ -84,7 +84,7 @@ def check_precision(value: object, what: str) -> int | None:
 
 
 # A validated level ready to apply: (sort key, level, checksum text or None for a delete).
-_Prepared = tuple[Decimal, BookLevel, "bytes | None"]
+_Prepared = tuple[Decimal, BookLevel, bytes | None]
 
 
 def _prepare(

@@ -44,7 +44,10 @@ def wire_number(value: object, places: int) -> str:
         raise TypeError(f"a wire number must be a Decimal, got {type(value).__name__}")
     if not value.is_finite():
         raise ValueError(f"a wire number must be finite, got {value}")
-    exact = value.quantize(Decimal(1).scaleb(-places))
+    try:
+        exact = value.quantize(Decimal(1).scaleb(-places))
+    except ArithmeticError:  # more digits than the context holds
+        raise ValueError(f"{value} is out of range at {places} decimals") from None
     if exact != value:
         raise ValueError(f"{value} has more than {places} decimals")
     return number_text(exact, places)
