@@ -400,7 +400,7 @@ class FakeMatchingEngine:
             raise RuntimeError("this FakeMatchingEngine already serves a server")
         self._server = server
         self._wake = anyio.Event()
-        server.private_snapshot_provider = self._private_snapshot
+        server.configure(private_snapshot_provider=self._private_snapshot)
         for token in self._expired:
             server.revoke_token(token)
         self.wall_time(anyio.current_time())
@@ -423,8 +423,8 @@ class FakeMatchingEngine:
         finally:
             self._server = None
             self._wake = None
-            if server.private_snapshot_provider == self._private_snapshot:
-                server.private_snapshot_provider = None
+            if server.options.private_snapshot_provider == self._private_snapshot:
+                server.configure(private_snapshot_provider=None)
 
     def __call__(
         self, session: FakeKrakenSession, request: dict[str, Any], now: float
@@ -497,7 +497,7 @@ class FakeMatchingEngine:
         if not isinstance(pair, str) or not pair:
             raise _invalid("pair")
         base, _, quote = pair.partition("/")
-        allowed = self.pairs if self.pairs is not None else session.pairs
+        allowed = self.pairs if self.pairs is not None else session.options.pairs
         if not base or not quote or "/" in quote or (allowed is not None and pair not in allowed):
             raise _RequestError(ERR_UNKNOWN_PAIR)
         return pair
@@ -833,8 +833,10 @@ class FakeMatchingEngine:
         seen_caller = False
         if self._server is not None:
             for connection in self._server.sessions:
-                seen_caller = seen_caller or connection.session is caller
-                yield connection.session, connection
+                session = connection.session
+                if isinstance(session, FakeKrakenSession):  # v2 trading: not yet
+                    seen_caller = seen_caller or session is caller
+                    yield session, connection
         if caller is not None and not seen_caller:
             yield caller, None
 
