@@ -87,7 +87,7 @@ import anyio.abc
 
 from . import order_checks as checks
 from .connection import FakeKrakenConnection
-from .ledger import FakeOrder, FakeTrade, Ledger, Update, volume_text
+from .ledger import FakeOrder, FakeTrade, Ledger, Update
 from .order_checks import (
     ERR_CANCEL_ONLY,
     ERR_INVALID_ARGUMENTS,
@@ -100,8 +100,8 @@ from .order_checks import (
     ERR_UNKNOWN_ORDER,
     ERR_UNKNOWN_PAIR,
     RequestError,
-    invalid,
 )
+from .order_desk import OrderDesk, WallClock
 from .server import FakeKrakenServer
 from .session import FakeKrakenSession, OutgoingMessage
 from .v1_messages import ERR_INVALID_SESSION
@@ -160,24 +160,23 @@ class FakeMatchingEngine:
         fee_rate: Decimal | str = "0.0026",
         start_time: datetime = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
     ) -> None:
-        if start_time.tzinfo is None:
-            raise ValueError("start_time must be timezone-aware")
+        self._clock = WallClock(start_time)
         self._ledger = Ledger(seed, Decimal(fee_rate))
-        self._reference: dict[str, Decimal] = {}
-        for pair, price in (reference_prices or {}).items():
-            self._reference[pair] = checks.positive_price(price)
         if isinstance(min_volume, Mapping):
-            self._min_volume = {p: Decimal(v) for p, v in min_volume.items()}
-            self._default_min_volume = DEFAULT_MIN_VOLUME
+            minimums = {p: Decimal(v) for p, v in min_volume.items()}
+            default_minimum = DEFAULT_MIN_VOLUME
         else:
-            self._min_volume = {}
-            self._default_min_volume = Decimal(min_volume)
-        self.pairs = None if pairs is None else frozenset(pairs)
+            minimums, default_minimum = {}, Decimal(min_volume)
+        self._desk = OrderDesk(
+            self._ledger,
+            self._clock,
+            reference={p: checks.positive_price(v) for p, v in (reference_prices or {}).items()},
+            min_volume=minimums,
+            default_min_volume=default_minimum,
+            pairs=None if pairs is None else frozenset(pairs),
+        )
         self._accounts: dict[str, str] = dict(accounts or {})
-        self._start = start_time.timestamp()
-        self._origin: float | None = None
         self._last_now = 0.0
-        self._timers: dict[str, float] = {}
         self._expired: set[str] = set()
         self._rate_limited = 0
         self._server: FakeKrakenServer | None = None
@@ -217,15 +216,15 @@ class FakeMatchingEngine:
 
     def reference_price(self, pair: str) -> Decimal | None:
         """The price market orders on ``pair`` fill at, or None."""
-        return self._reference.get(pair)
+        return self._desk.reference.get(pair)
 
     def set_reference_price(self, pair: str, price: Decimal | str | int) -> None:
         """Set ``pair``'s market price. Resting orders it crosses fill at
         their limit price; on a bound server their updates are queued at once."""
-        self._reference[pair] = checks.positive_price(price)
+        self._desk.reference[pair] = checks.positive_price(price)
         now = anyio.current_time() if self._server is not None else self._last_now
         updates: list[Update] = []
-        ref = self._reference[pair]
+        ref = self._desk.reference[pair]
         for order in list(self._ledger.orders.values()):
             if order.status == "open" and order.pair == pair and order.crosses(ref):
                 assert order.price is not None
@@ -233,6 +232,16 @@ class FakeMatchingEngine:
         self._deliver(updates, now, None)
 
     # -- inspection ----------------------------------------------------------
+
+    @property
+    def pairs(self) -> Collection[str] | None:
+        """The pairs traded (None: those the server accepts)."""
+        return self._desk.pairs
+
+    @property
+    def fee_rate(self) -> Decimal:
+        """The fee as a fraction of the cost."""
+        return self._ledger.fee_rate
 
     @property
     def orders(self) -> dict[str, FakeOrder]:
@@ -251,18 +260,15 @@ class FakeMatchingEngine:
     def dead_man_switch(self, account: str = DEFAULT_ACCOUNT) -> float | None:
         """When ``account``'s ``cancelAllOrdersAfter`` fires
         (``anyio.current_time()`` clock), or None when it is off."""
-        return self._timers.get(account)
+        return self._desk.timers.get(account)
 
     def wall_time(self, now: float) -> float:
         """The engine's Unix time at ``now`` (``anyio.current_time()`` clock)."""
-        if self._origin is None:
-            self._origin = now
-        return self._start + (now - self._origin)
+        return self._clock.wall_time(now)
 
     def iso_time(self, now: float) -> str:
         """``wall_time(now)`` as Kraken's ``2020-12-21T09:37:09Z``."""
-        moment = datetime.fromtimestamp(self.wall_time(now), timezone.utc)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._clock.iso_time(now)
 
     # -- the server hook -----------------------------------------------------
 
@@ -290,7 +296,7 @@ class FakeMatchingEngine:
         try:
             while True:
                 self._wake = anyio.Event()
-                due = min(self._timers.values(), default=None)
+                due = min(self._desk.timers.values(), default=None)
                 if due is None:
                     await self._wake.wait()
                     continue
@@ -301,7 +307,7 @@ class FakeMatchingEngine:
                     # A quantised virtual clock (looptime) may stop a float
                     # rounding short of `due`: fire anyway, or we would spin.
                     now = max(now, due)
-                self._deliver(self._fire_due(now), now, None)
+                self._deliver(self._desk.fire_due(now), now, None)
         finally:
             self._server = None
             self._wake = None
@@ -318,7 +324,7 @@ class FakeMatchingEngine:
         self.requests[event] = self.requests.get(event, 0) + 1
         self._last_now = now
         self.wall_time(now)
-        updates = self._fire_due(now)
+        updates = self._desk.fire_due(now)
         replies = self._handle(session, event, request, now, updates)
         return [*replies, *self._deliver(updates, now, session)]
 
@@ -347,18 +353,21 @@ class FakeMatchingEngine:
             account = self.account_of(token)
             checks.check_status(session.status, event)
             if event == "addOrder":
-                return [self._add_order(session, request, account, now, updates)]
+                return [self._desk.add_order(session, request, account, now, updates)]
             if event == "editOrder":
-                return [self._edit_order(session, request, account, now, updates)]
+                return [self._desk.edit_order(session, request, account, now, updates)]
             if event == "cancelOrder":
-                return self._cancel_order(request, account, now, updates)
+                return self._desk.cancel_order(request, account, now, updates)
             if event == "cancelAll":
                 count = self._ledger.cancel_all(
                     account, "User requested", self.wall_time(now), updates
                 )
                 return [checks.reply(request, status_event, count=count, status="ok")]
             if event == "cancelAllOrdersAfter":
-                return [self._cancel_after(request, account, now)]
+                reply = self._desk.cancel_after(request, account, now)
+                if self._wake is not None:
+                    self._wake.set()  # the switch's due time changed
+                return [reply]
             raise RequestError("EGeneral:Unknown method")
         except RequestError as exc:
             return [checks.error_reply(request, status_event, str(exc)) for _ in range(copies)]
@@ -369,183 +378,6 @@ class FakeMatchingEngine:
             error = ERR_INVALID_SESSION
         if error is not None:
             raise RequestError(error)
-
-    def _check_pair(self, session: FakeKrakenSession, pair: object) -> str:
-        return checks.check_pair(
-            pair, self.pairs if self.pairs is not None else session.options.pairs
-        )
-
-    def _check_volume(self, pair: str, value: object) -> Decimal:
-        volume = checks.decimal_arg(value)
-        if volume is None:
-            raise invalid("volume")
-        if volume < self._min_volume.get(pair, self._default_min_volume):
-            raise RequestError(ERR_ORDER_MINIMUM)
-        return volume
-
-    def _add_order(
-        self,
-        session: FakeKrakenSession,
-        request: dict[str, Any],
-        account: str,
-        now: float,
-        updates: list[Update],
-    ) -> dict[str, Any]:
-        pair = self._check_pair(session, request.get("pair"))
-        side = request.get("type")
-        if side not in ("buy", "sell"):
-            raise invalid("type")
-        ordertype = request.get("ordertype")
-        if ordertype not in ("limit", "market"):
-            raise invalid("ordertype")
-        price: Decimal | None = None
-        price_text: str | None = None
-        if ordertype == "limit":
-            price = checks.decimal_arg(request.get("price"))
-            if price is None or price <= 0:
-                raise invalid("price")
-            price_text = request["price"]
-        volume = self._check_volume(pair, request.get("volume"))
-        if ordertype == "market":
-            if session.status == "post_only":
-                raise RequestError(ERR_POST_ONLY)
-            if session.status == "limit_only":
-                raise RequestError(ERR_LIMIT_ONLY)
-            if pair not in self._reference:
-                raise RequestError(ERR_NO_REFERENCE_PRICE)
-        userref = checks.userref(request.get("userref"), "userref")
-        cl_ord_id = request.get("cl_ord_id")
-        if cl_ord_id is not None and not isinstance(cl_ord_id, str):
-            raise invalid("cl_ord_id")
-        descr = f"{side} {volume_text(volume)} {pair.replace('/', '')} @ {ordertype}"
-        if price_text is not None:
-            descr += f" {price_text}"
-        if checks.validate_only(request):
-            return checks.reply(request, "addOrderStatus", descr=descr, status="ok")
-        order = FakeOrder(
-            txid=self._ledger.new_id("O"),
-            account=account,
-            pair=pair,
-            type=side,
-            ordertype=ordertype,
-            volume=volume,
-            price=price,
-            price_text=price_text,
-            userref=userref,
-            opentm=self.wall_time(now),
-            cl_ord_id=cl_ord_id,
-            oflags=str(request.get("oflags", "")),
-        )
-        self._place(order, now, updates)
-        return checks.reply(request, "addOrderStatus", descr=descr, status="ok", txid=order.txid)
-
-    def _edit_order(
-        self,
-        session: FakeKrakenSession,
-        request: dict[str, Any],
-        account: str,
-        now: float,
-        updates: list[Update],
-    ) -> dict[str, Any]:
-        orderid = request.get("orderid")
-        if not isinstance(orderid, str) or not orderid:
-            raise invalid("orderid")
-        pair = self._check_pair(session, request.get("pair"))
-        original = self._ledger.find_open(orderid, account)
-        if original is None:
-            raise RequestError(ERR_UNKNOWN_ORDER)
-        if original.pair != pair:
-            raise invalid("pair")
-        volume = original.volume
-        if "volume" in request:
-            volume = self._check_volume(pair, request["volume"])
-        price, price_text = original.price, original.price_text
-        if "price" in request:
-            price = checks.decimal_arg(request["price"])
-            if price is None or price <= 0:
-                raise invalid("price")
-            price_text = request["price"]
-        userref = original.userref
-        if "newuserref" in request:
-            userref = checks.userref(request["newuserref"], "newuserref")
-        shown = volume_text(price or Decimal(0))
-        descr = f"order edited price = {shown} volume = {volume_text(volume)}"
-        if checks.validate_only(request):
-            return checks.reply(request, "editOrderStatus", descr=descr, status="ok")
-        self._ledger.cancel(original, "Order replaced", self.wall_time(now), updates)
-        order = FakeOrder(
-            txid=self._ledger.new_id("O"),
-            account=account,
-            pair=pair,
-            type=original.type,
-            ordertype=original.ordertype,
-            volume=volume,
-            price=price,
-            price_text=price_text,
-            userref=userref,
-            opentm=self.wall_time(now),
-            cl_ord_id=original.cl_ord_id,
-            oflags=str(request.get("oflags", original.oflags)),
-        )
-        self._place(order, now, updates)
-        return checks.reply(
-            request,
-            "editOrderStatus",
-            descr=descr,
-            originaltxid=original.txid,
-            status="ok",
-            txid=order.txid,
-        )
-
-    def _cancel_order(
-        self, request: dict[str, Any], account: str, now: float, updates: list[Update]
-    ) -> list[OutgoingMessage]:
-        txids = request.get("txid")
-        if not isinstance(txids, list) or not txids:
-            raise invalid("txid")
-        replies: list[OutgoingMessage] = []
-        for txid in txids:
-            order = self._ledger.find_open(txid, account) if isinstance(txid, str) else None
-            if order is None:
-                replies.append(checks.error_reply(request, "cancelOrderStatus", ERR_UNKNOWN_ORDER))
-            else:
-                self._ledger.cancel(order, "User requested", self.wall_time(now), updates)
-                replies.append(checks.reply(request, "cancelOrderStatus", status="ok"))
-        return replies
-
-    def _cancel_after(self, request: dict[str, Any], account: str, now: float) -> dict[str, Any]:
-        timeout = request.get("timeout")
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise invalid("timeout")
-        if timeout == 0:
-            self._timers.pop(account, None)
-            trigger = "0"
-        else:
-            self._timers[account] = now + timeout
-            trigger = self.iso_time(now + timeout)
-        if self._wake is not None:
-            self._wake.set()
-        return checks.reply(
-            request,
-            "cancelAllOrdersAfterStatus",
-            currentTime=self.iso_time(now),
-            status="ok",
-            triggerTime=trigger,
-        )
-
-    # -- the book ------------------------------------------------------------
-
-    def _place(self, order: FakeOrder, now: float, updates: list[Update]) -> None:
-        reference = self._reference.get(order.pair)
-        self._ledger.place(order, reference, self.wall_time(now), updates)
-
-    def _fire_due(self, now: float) -> list[Update]:
-        updates: list[Update] = []
-        for account, due in list(self._timers.items()):
-            if due <= now:
-                del self._timers[account]
-                self._ledger.cancel_all(account, "Dead man's switch", self.wall_time(now), updates)
-        return updates
 
     # -- private data --------------------------------------------------------
 
