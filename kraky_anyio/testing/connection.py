@@ -1,5 +1,7 @@
 """One client connection of the fake exchange: the I/O shell around a session.
 
+:func:`accept_client` runs the opening handshake (or refuses it with HTTP
+503) and reports the request path, from which the server picks the protocol.
 A :class:`FakeKrakenConnection` moves frames between a
 :class:`~kraky_anyio.transport.WebSocket` and a sans-I/O session (v1
 :class:`~kraky_anyio.testing.session.FakeKrakenSession` or v2
@@ -19,18 +21,56 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
 
-from ..errors import ConnectionClosedError
-from ..transport import WebSocket
+from ..errors import ConnectionClosedError, TransportError
+from ..transport import WebSocket, accept_websocket
 from .session import FakeKrakenSession
 from .v2_session import FakeKrakenV2Session
 
-__all__ = ["FakeKrakenConnection", "FakeSession"]
+__all__ = ["FakeKrakenConnection", "FakeSession", "accept_client"]
 
 #: The session of a connection: v1 or v2, chosen by the request path.
 FakeSession: TypeAlias = FakeKrakenSession | FakeKrakenV2Session
+
+
+def _service_unavailable() -> Response:
+    body = b"503 Service Unavailable\n"
+    headers = Headers(
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(503, "Service Unavailable", headers, body)
+
+
+async def accept_client(
+    stream: anyio.abc.ByteStream, *, refuse: bool = False
+) -> tuple[WebSocket, str] | None:
+    """The server side of the opening handshake on an accepted TCP stream:
+    ``(websocket, path)`` (the request path without its query string), or
+    None when the client failed the handshake or went away, or was refused:
+    with ``refuse``, the upgrade request is read and answered ``503 Service
+    Unavailable``, then the stream is closed. Blocks until the client's
+    request has arrived (unbounded: the caller's scope bounds it)."""
+    paths: list[str] = []
+
+    def route(request: Request) -> Response | None:
+        paths.append(urlsplit(request.path).path)
+        return _service_unavailable() if refuse else None
+
+    try:
+        websocket = await accept_websocket(stream, process_request=route)
+    except (TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        return None
+    return websocket, paths[0]
 
 
 class FakeKrakenConnection:

@@ -19,6 +19,11 @@ server at a time. Used bare as a :class:`~kraky_anyio.testing.session.FakeKraken
 private data reach only the session that sent the request and timers fire
 only when it handles the next request.
 
+This module authenticates requests, delivers private data and runs the
+timers; :mod:`~kraky_anyio.testing.order_desk` validates and applies each
+request (with :mod:`~kraky_anyio.testing.order_checks`) to the
+:mod:`~kraky_anyio.testing.ledger` of orders and trades.
+
 The model, kept small on purpose:
 
 * **Accounts.** Every token belongs to an account: :data:`DEFAULT_ACCOUNT`

@@ -30,16 +30,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
 
-from ..errors import HandshakeError, TransportError
-from ..transport import accept_websocket
-from .connection import FakeKrakenConnection, FakeSession
+from .connection import FakeKrakenConnection, FakeSession, accept_client
 from .options import FakeKrakenOptions, check_status, make_options
 from .session import FakeKrakenSession
 from .taskgroup import unwrapping_task_group
@@ -51,18 +46,6 @@ __all__ = ["FakeKrakenConnection", "FakeKrakenServer", "open_fake_kraken"]
 #: Each connection's public channelIDs start this far from the previous one's,
 #: so a client that routes by channelID across reconnects is caught.
 _CHANNEL_ID_STRIDE = 1000
-
-
-def _service_unavailable() -> Response:
-    body = b"503 Service Unavailable\n"
-    headers = Headers(
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "close"),
-        ]
-    )
-    return Response(503, "Service Unavailable", headers, body)
 
 
 class FakeKrakenServer:
@@ -377,17 +360,11 @@ class FakeKrakenServer:
         if refuse:
             self.refused += 1
         self._notify()
-        paths: list[str] = []
-
-        def route(request: Request) -> Response | None:
-            paths.append(urlsplit(request.path).path)
-            return _service_unavailable() if refuse else None
-
-        try:
-            websocket = await accept_websocket(stream, process_request=route)
-        except (HandshakeError, TransportError, OSError, anyio.BrokenResourceError):
+        accepted = await accept_client(stream, refuse=refuse)
+        if accepted is None:
             return
-        connection = FakeKrakenConnection(self._new_session(paths[0]), websocket)
+        websocket, path = accepted
+        connection = FakeKrakenConnection(self._new_session(path), websocket)
         self._connections.append(connection)
         self._notify()
 
