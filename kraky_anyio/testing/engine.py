@@ -62,14 +62,9 @@ Validation, in this order, with the reply's ``errorMessage``:
 3. The system status: ``maintenance`` refuses everything
    (``"EService:Unavailable"``); ``cancel_only`` refuses ``addOrder`` and
    ``editOrder``; ``post_only`` and ``limit_only`` refuse market orders.
-4. The fields: an unknown ``pair`` ``"EQuery:Unknown asset pair"``; a bad
-   ``type``, ``ordertype``, ``volume``, ``price``, ``orderid``, ``txid`` or
-   ``timeout`` ``"EGeneral:Invalid arguments:<field>"`` (volume and price
-   must be decimal strings such as ``"0.01"``; relative prices are not
-   supported); a volume under the pair's minimum
-   ``"EOrder:Order minimum not met"``; an order that is not open in the
-   account ``"EOrder:Unknown order"``; a market order on a pair without a
-   reference price :data:`ERR_NO_REFERENCE_PRICE`.
+4. The fields (see :mod:`~kraky_anyio.testing.order_desk`): a bad one
+   ``"EGeneral:Invalid arguments:<field>"``, an unknown pair, a volume under
+   the minimum, an order not open in the account.
 
 ``validate: "true"`` (or ``true``) answers ``ok`` with ``descr`` but no
 ``txid``, and changes nothing. ``cancelOrder`` gets one ``cancelOrderStatus``

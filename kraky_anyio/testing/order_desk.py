@@ -8,6 +8,19 @@ answers ``addOrder``, ``editOrder``, ``cancelOrder`` and
 authenticated. Validation errors raise
 :class:`~kraky_anyio.testing.order_checks.RequestError`. :class:`WallClock`
 turns the loop's clock into the engine's Unix time. Pure, no I/O.
+
+The field checks, with the reply's ``errorMessage`` (after the engine's
+rate limit, token and status checks):
+
+* an unknown ``pair``: ``"EQuery:Unknown asset pair"``;
+* a bad ``type``, ``ordertype``, ``volume``, ``price``, ``orderid``,
+  ``txid`` or ``timeout``: ``"EGeneral:Invalid arguments:<field>"`` (volume
+  and price must be decimal strings such as ``"0.01"``; relative prices are
+  not supported);
+* a volume under the pair's minimum: ``"EOrder:Order minimum not met"``;
+* an order that is not open in the account: ``"EOrder:Unknown order"``;
+* a market order on a pair without a reference price:
+  :data:`~kraky_anyio.testing.order_checks.ERR_NO_REFERENCE_PRICE`.
 """
 
 from __future__ import annotations
