@@ -15,6 +15,7 @@ import anyio
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 
 from kraky_anyio.errors import ConnectionClosedError, HandshakeError
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
@@ -480,3 +481,38 @@ async def test_v2_stall_silences_heartbeats(autojump_clock: trio.testing.MockClo
         with trio.move_on_after(5) as scope:
             await client.recv()
         assert scope.cancelled_caught
+
+
+@pytest.mark.anyio
+async def test_v1_only_hooks_leave_v2_connections_alone() -> None:
+    async with open_fake_kraken() as server, v2_client(server) as client:
+        await client.recv()
+        [connection] = await server.wait_for_connections(1)
+        # v1 channel data and the engine's private-data hook skip v2 sessions.
+        assert connection.publish_nowait("openOrders", None, []) is False
+        assert await server.publish("ticker", "XBT/USD", {}) == 0
+        with pytest.raises(TimeoutError):
+            with anyio.fail_after(1):
+                await server.wait_for_subscription("ticker", "BTC/USD")  # api="v1"
+        await client.request(_sub("ticker", ["BTC/USD"]))
+        with anyio.fail_after(1):
+            assert await server.wait_for_subscription("ticker", "BTC/USD", api="v2") is connection
+
+
+@pytest.mark.trio
+async def test_trio_websocket_client_on_v2(autojump_clock: trio.testing.MockClock) -> None:
+    async with (
+        open_fake_kraken() as server,
+        trio_websocket.open_websocket_url(server.v2_url) as ws,
+    ):
+        status = json.loads(await ws.get_message())
+        assert (status["channel"], status["data"][0]["system"]) == ("status", "online")
+        await ws.send_message(json.dumps(_sub("trade", ["ETH/USD"], req_id=4)))
+        ack = json.loads(await ws.get_message())
+        assert (ack["success"], ack["req_id"], ack["result"]["symbol"]) == (True, 4, "ETH/USD")
+        assert server.publish_v2("trade", "ETH/USD", [{"symbol": "ETH/USD"}]) == 1
+        assert json.loads(await ws.get_message()) == {
+            "channel": "trade",
+            "type": "update",
+            "data": [{"symbol": "ETH/USD"}],
+        }
