@@ -39,9 +39,8 @@ from .options import (
     OutgoingMessage,
     PrivateSnapshotProvider,
     SnapshotProvider,
-    check_status,
-    make_options,
 )
+from .session_base import FakeSessionBase
 from .v1_messages import (
     ERR_INVALID_SESSION,
     ERR_INVALID_TOKEN,
@@ -63,11 +62,10 @@ __all__ = [
     "SnapshotProvider",
 ]
 
-_UNDECODABLE = object()
 _Key: TypeAlias = tuple[str, str | None]
 
 
-class FakeKrakenSession:
+class FakeKrakenSession(FakeSessionBase):
     """The server side of one Kraken v1 connection, without I/O.
 
     Every method that takes ``now`` (seconds, any monotonic clock) returns the
@@ -87,8 +85,8 @@ class FakeKrakenSession:
     requests received meanwhile are never answered.
     """
 
-    #: Which protocol this session speaks (the v2 session says ``"v2"``).
     api = "v1"
+    request_key = "event"
 
     def __init__(
         self,
@@ -106,21 +104,14 @@ class FakeKrakenSession:
         set with all its sessions) are refused like invalid ones (expired
         tokens). ``first_channel_id`` is the channelID of the first public
         subscription (then +1 each)."""
-        self.options = make_options(options, changes)
-        self.connection_id = connection_id
-        #: The system status announced (changed by :meth:`set_status`).
-        self.status = self.options.status
-        self.revoked_tokens: set[str] = set() if revoked_tokens is None else revoked_tokens
+        super().__init__(
+            options, changes, connection_id=connection_id, revoked_tokens=revoked_tokens
+        )
         #: The token each live private subscription was made with, by channel name.
         self.private_tokens: dict[str, str] = {}
-        self.stalled = False
-        self.received: list[Any] = []
-        self.counters: Counter[str] = Counter()
         self._channel_ids: dict[_Key, int] = {}
         self._next_channel_id = first_channel_id
         self._sequences: Counter[str] = Counter()
-        self._rate_limited = 0
-        self._last_sent: float | None = None
 
     @staticmethod
     def encode(message: OutgoingMessage) -> str:
@@ -135,43 +126,9 @@ class FakeKrakenSession:
         for ``ownTrades``/``openOrders``."""
         return frozenset(self._channel_ids)
 
-    def rate_limit(self, n: int) -> None:
-        """Answer the next ``n`` client frames (whatever they are) with
-        ``{"Error":"Exceeded msg rate"}`` instead of processing them.
-        ``rate_limit(0)`` cancels what is left."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        self._rate_limited = n
-
-    def note_sent(self, now: float) -> None:
-        """Record that the caller sent something else (raw frames) at ``now``:
-        heartbeats only fill silence."""
-        self._last_sent = now
-
-    def _sent(self, messages: list[OutgoingMessage], now: float | None) -> list[OutgoingMessage]:
-        if messages and now is not None:
-            self._last_sent = now
-        return messages
-
     # -- unprompted messages -------------------------------------------------
 
-    def on_open(self, now: float) -> list[OutgoingMessage]:
-        """The greeting: one ``systemStatus`` (nothing while stalled)."""
-        if self.stalled:
-            return []
-        return self._sent([self._system_status()], now)
-
-    def set_status(self, status: str, now: float) -> list[OutgoingMessage]:
-        """Change the system status; returns the ``systemStatus`` to send
-        (nothing while stalled, though the status still changes). Raises
-        ``ValueError`` for a status Kraken does not use."""
-        check_status(status)
-        self.status = status
-        if self.stalled:
-            return []
-        return self._sent([self._system_status()], now)
-
-    def _system_status(self) -> dict[str, Any]:
+    def _status_message(self) -> dict[str, Any]:
         return {
             "connectionID": self.connection_id,
             "event": "systemStatus",
@@ -179,21 +136,11 @@ class FakeKrakenSession:
             "version": v1.VERSION,
         }
 
-    def heartbeat_due(self) -> float | None:
-        """When :meth:`tick` will next produce a heartbeat if nothing else is
-        sent first, or ``None`` while there is no subscription (or stalled)."""
-        if self.stalled or not self._channel_ids or self._last_sent is None:
-            return None
-        return self._last_sent + self.options.heartbeat_interval
+    def _heartbeat_message(self) -> dict[str, Any]:
+        return {"event": "heartbeat"}
 
-    def tick(self, now: float) -> list[OutgoingMessage]:
-        """``[{"event":"heartbeat"}]`` once ``heartbeat_interval`` seconds have
-        passed with nothing sent, while at least one subscription is live."""
-        due = self.heartbeat_due()
-        if due is None or now < due:
-            return []
-        self.counters["heartbeat"] += 1
-        return self._sent([{"event": "heartbeat"}], now)
+    def _rate_limited_reply(self, request: Any, now: float) -> dict[str, Any]:
+        return {"Error": v1.ERR_RATE}
 
     def publish(
         self,
@@ -253,28 +200,8 @@ class FakeKrakenSession:
             out.extend(self.publish(channel_name, None, payload))
         return out
 
-    def on_text(self, text: str | bytes, now: float) -> list[OutgoingMessage]:
-        """Decode and answer one client frame (a binary frame is decoded the
-        same way, as UTF-8 JSON)."""
-        try:
-            request = json.loads(text)
-        except (ValueError, RecursionError):
-            request = _UNDECODABLE
-        else:
-            self.received.append(request)
-            if isinstance(request, dict) and isinstance(request.get("event"), str):
-                self.counters[request["event"]] += 1
-        if self.stalled:
-            self.counters["stalled"] += 1
-            return []
-        if self._rate_limited:
-            self._rate_limited -= 1
-            self.counters["rate_limited"] += 1
-            return self._sent([{"Error": v1.ERR_RATE}], now)
-        return self._sent(self._dispatch(request, now), now)
-
     def _dispatch(self, request: Any, now: float) -> list[OutgoingMessage]:
-        if request is _UNDECODABLE or not isinstance(request, dict):
+        if not isinstance(request, dict):
             self.counters["malformed"] += 1
             return [v1.error_event(v1.ERR_MALFORMED)]
         event = request.get("event")
@@ -308,20 +235,6 @@ class FakeKrakenSession:
             "status": "error",
         }
         return [v1.with_reqid(reply, "reqid" in request, request.get("reqid"))]
-
-    def token_error(self, token: object) -> str | None:
-        """``None`` if ``token`` is acceptable, else Kraken's error message:
-        ``ERR_INVALID_TOKEN`` when missing or empty, ``ERR_INVALID_SESSION``
-        when not among ``valid_tokens`` or among ``revoked_tokens``. For order
-        handlers too."""
-        if not isinstance(token, str) or not token:
-            return v1.ERR_INVALID_TOKEN
-        valid = self.options.valid_tokens
-        if valid is not None and token not in valid:
-            return v1.ERR_INVALID_SESSION
-        if token in self.revoked_tokens:
-            return v1.ERR_INVALID_SESSION
-        return None
 
     # -- subscribe / unsubscribe ---------------------------------------------
 

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from . import v1_messages
+
 __all__ = [
     "BOOK_DEPTHS",
     "CHANNELS",
@@ -78,9 +80,10 @@ ERR_PAIR_NOT_SUPPORTED = "Currency pair not supported"
 ERR_ALREADY_SUBSCRIBED = "Already subscribed"
 #: (Kraken) The response carries ``symbol``.
 ERR_SUBSCRIPTION_NOT_FOUND = "Subscription Not Found"
-#: (Kraken) A token that is unknown or expired.
-ERR_INVALID_SESSION = "ESession:Invalid session"
-ERR_TOKEN = "EGeneral:Invalid arguments:token"
+#: (Kraken) A token that is unknown or expired (the same text as v1).
+ERR_INVALID_SESSION = v1_messages.ERR_INVALID_SESSION
+#: A missing or empty token (the same text as v1).
+ERR_TOKEN = v1_messages.ERR_INVALID_TOKEN
 ERR_MALFORMED = "Malformed request"
 ERR_UNKNOWN_METHOD = "EGeneral:Unknown method"
 ERR_REQ_ID = "EGeneral:Invalid arguments:req_id"

@@ -37,28 +37,32 @@ market simulator (or a test) calls, via
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, TypeAlias
 
 from . import v2_messages as v2
-from .options import FakeKrakenOptions, check_status, make_options
+from .options import FakeKrakenOptions
+from .session_base import FakeSessionBase
 
 __all__ = ["FIRST_V2_CONNECTION_ID", "V2_PATH", "FakeKrakenV2Session"]
 
 FIRST_V2_CONNECTION_ID = v2.FIRST_V2_CONNECTION_ID
 V2_PATH = v2.V2_PATH
 
-_UNDECODABLE = object()
 _Key: TypeAlias = tuple[str, str | None]
 _V1_ONLY_ASSETS = frozenset({"XBT", "XDG"})
+
+
+def _method(request: dict[str, Any]) -> str | None:
+    method = request.get("method")
+    return method if isinstance(method, str) else None
 
 
 class _Rejected(Exception):
     """An error about the whole request: one response, no symbol."""
 
 
-class FakeKrakenV2Session:
+class FakeKrakenV2Session(FakeSessionBase):
     """The server side of one Kraken v2 connection, without I/O.
 
     Every method that takes ``now`` returns the messages to send, in order,
@@ -71,6 +75,7 @@ class FakeKrakenV2Session:
     """
 
     api = "v2"
+    request_key = "method"
 
     def __init__(
         self,
@@ -83,20 +88,14 @@ class FakeKrakenV2Session:
         """``options`` with keyword ``changes`` applied, as for v1; bad
         options raise ``TypeError``/``ValueError``. ``revoked_tokens`` (the
         very set is kept) are refused like unknown ones."""
-        self.options = make_options(options, changes)
-        self.connection_id = connection_id
-        self.status = self.options.status
-        self.revoked_tokens: set[str] = set() if revoked_tokens is None else revoked_tokens
+        super().__init__(
+            options, changes, connection_id=connection_id, revoked_tokens=revoked_tokens
+        )
         pairs = self.options.pairs
         #: The symbols subscriptions accept (None: any ``BASE/QUOTE``).
         self.symbols = None if pairs is None else frozenset(v2.v2_symbol(p) for p in pairs)
-        self.stalled = False
-        self.received: list[Any] = []
-        self.counters: Counter[str] = Counter()
         self._subscriptions: dict[_Key, dict[str, Any]] = {}
         self._sequences: Counter[str] = Counter()
-        self._rate_limited = 0
-        self._last_sent: float | None = None
 
     # -- state ---------------------------------------------------------------
 
@@ -118,33 +117,7 @@ class FakeKrakenV2Session:
         ``Decimal`` values become bare numbers with their exact digits)."""
         return v2.encode(message)
 
-    def rate_limit(self, n: int) -> None:
-        """Answer the next ``n`` client frames with a ``"rate_limited"``
-        error instead of processing them; ``rate_limit(0)`` cancels."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        self._rate_limited = n
-
-    def note_sent(self, now: float) -> None:
-        """Record that the caller sent something else (raw frames) at ``now``."""
-        self._last_sent = now
-
-    def _sent(self, messages: list[Any], now: float | None) -> list[Any]:
-        if messages and now is not None:
-            self._last_sent = now
-        return messages
-
     # -- unprompted messages -------------------------------------------------
-
-    def on_open(self, now: float) -> list[Any]:
-        """The greeting: one ``status`` message (nothing while stalled)."""
-        return [] if self.stalled else self._sent([self._status_message()], now)
-
-    def set_status(self, status: str, now: float) -> list[Any]:
-        """Change the system status; returns the ``status`` message (nothing
-        while stalled). Raises ``ValueError`` for a status Kraken does not use."""
-        self.status = check_status(status)
-        return [] if self.stalled else self._sent([self._status_message()], now)
 
     def _status_message(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"api_version": "v2"}
@@ -154,20 +127,13 @@ class FakeKrakenV2Session:
         entry["version"] = v2.V2_VERSION
         return {"channel": "status", "type": "update", "data": [entry]}
 
-    def heartbeat_due(self) -> float | None:
-        """When :meth:`tick` will next produce a heartbeat if nothing else is
-        sent first, or ``None`` while there is no subscription (or stalled)."""
-        if self.stalled or not self._subscriptions or self._last_sent is None:
-            return None
-        return self._last_sent + self.options.heartbeat_interval
+    def _heartbeat_message(self) -> dict[str, Any]:
+        return {"channel": "heartbeat"}
 
-    def tick(self, now: float) -> list[Any]:
-        """``[{"channel":"heartbeat"}]`` once due (see :meth:`heartbeat_due`)."""
-        due = self.heartbeat_due()
-        if due is None or now < due:
-            return []
-        self.counters["heartbeat"] += 1
-        return self._sent([{"channel": "heartbeat"}], now)
+    def _rate_limited_reply(self, request: Any, now: float) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return v2.response(None, None, now, error=v2.ERR_RATE_LIMITED)
+        return v2.response(_method(request), request, now, error=v2.ERR_RATE_LIMITED)
 
     def publish(
         self,
@@ -198,33 +164,11 @@ class FakeKrakenV2Session:
 
     # -- client frames -------------------------------------------------------
 
-    def on_text(self, text: str | bytes, now: float) -> list[Any]:
-        """Decode and answer one client frame (binary frames too, as UTF-8 JSON)."""
-        try:
-            request = json.loads(text)
-        except (ValueError, RecursionError):
-            request = _UNDECODABLE
-        else:
-            self.received.append(request)
-            if isinstance(request, dict) and isinstance(request.get("method"), str):
-                self.counters[request["method"]] += 1
-        if self.stalled:
-            self.counters["stalled"] += 1
-            return []
-        method = request.get("method") if isinstance(request, dict) else None
-        method = method if isinstance(method, str) else None
-        if self._rate_limited:
-            self._rate_limited -= 1
-            self.counters["rate_limited"] += 1
-            request_or_none = request if isinstance(request, dict) else None
-            reply = v2.response(method, request_or_none, now, error=v2.ERR_RATE_LIMITED)
-            return self._sent([reply], now)
-        return self._sent(self._dispatch(request, method, now), now)
-
-    def _dispatch(self, request: Any, method: str | None, now: float) -> list[Any]:
+    def _dispatch(self, request: Any, now: float) -> list[Any]:
         if not isinstance(request, dict):
             self.counters["malformed"] += 1
             return [v2.response(None, None, now, error=v2.ERR_MALFORMED)]
+        method = _method(request)
         req_id = request.get("req_id")
         if "req_id" in request and (
             isinstance(req_id, bool) or not isinstance(req_id, int) or req_id < 0
@@ -322,11 +266,9 @@ class FakeKrakenV2Session:
         return base not in _V1_ONLY_ASSETS and quote not in _V1_ONLY_ASSETS
 
     def _check_token(self, token: object) -> None:
-        if not isinstance(token, str) or not token:
-            raise _Rejected(v2.ERR_TOKEN)
-        valid = self.options.valid_tokens
-        if (valid is not None and token not in valid) or token in self.revoked_tokens:
-            raise _Rejected(v2.ERR_INVALID_SESSION)
+        error = self.token_error(token)
+        if error is not None:
+            raise _Rejected(error)
 
     @staticmethod
     def _check_params(channel: str, params: dict[str, Any], *, subscribe: bool) -> dict[str, Any]:
