@@ -71,7 +71,16 @@ def test_bad_values_fail_everywhere_at_once(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "changes", [{"status": "down"}, {"no_such_option": 1}, {"options": "x"}, {"port": -1}]
+    "changes",
+    [
+        {"status": "down"},
+        {"no_such_option": 1},
+        {"options": "x"},
+        {"port": -1},
+        {"port": 65536},
+        {"port": "80"},
+        {"host": 127},
+    ],
 )
 async def test_open_fake_kraken_rejects_bad_options_before_listening(
     changes: dict[str, Any],

@@ -410,6 +410,8 @@ async def open_fake_kraken(
     raising) cancels the block and propagates out of it (inside an
     ``ExceptionGroup`` when other errors came with it).
     """
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"host must be a non-empty str, not {host!r}")
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"port must be an int, not {port!r}")
     if not 0 <= port <= 65535:
