@@ -429,7 +429,7 @@ async def test_subscribe_publish_heartbeat_over_the_wire() -> None:
         ]
         # v1 publish does not reach a v2 connection; publish_v2 does.
         assert await server.publish("book-10", "XBT/USD", {}) == 0
-        assert server.publish_v2("book", "BTC/USD", entry, type="snapshot") == 1
+        assert await server.publish_v2("book", "BTC/USD", entry, type="snapshot") == 1
         raw = await c.ws.receive_batch()
         assert raw == [
             '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":62797.0,"qty":0.50000000}]}]}'
@@ -510,7 +510,7 @@ async def test_trio_websocket_client_on_v2(autojump_clock: trio.testing.MockCloc
         await ws.send_message(json.dumps(_sub("trade", ["ETH/USD"], req_id=4)))
         ack = json.loads(await ws.get_message())
         assert (ack["success"], ack["req_id"], ack["result"]["symbol"]) == (True, 4, "ETH/USD")
-        assert server.publish_v2("trade", "ETH/USD", [{"symbol": "ETH/USD"}]) == 1
+        assert await server.publish_v2("trade", "ETH/USD", [{"symbol": "ETH/USD"}]) == 1
         assert json.loads(await ws.get_message()) == {
             "channel": "trade",
             "type": "update",

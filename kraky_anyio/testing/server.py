@@ -286,13 +286,13 @@ class FakeKrakenServer:
             c.publish_nowait(channel_name, pair, payload, *more_payloads) for c in self.sessions
         )
 
-    def publish_v2(
+    async def publish_v2(
         self, channel: str, symbol: str | None, data: Any, *, type: str = "update"
     ) -> int:
         """Queue one v2 channel message to the v2 connections subscribed to
         ``(channel, symbol)`` (see :meth:`FakeKrakenV2Session.publish`): the
         seam a market simulator publishes v2 ticker/book/trade through.
-        Returns how many got it. Synchronous: it only queues."""
+        Returns how many got it. Queues and returns, like :meth:`publish`."""
         now = anyio.current_time()
         delivered = 0
         for connection in self.sessions:
