@@ -133,30 +133,41 @@ class Framing:
         limit = protocol.max_message_size
         n = len(buf)
         pos = 0
-        while pos < n:
+        if self._owed:  # the end of a slow frame begun in an earlier read
+            pos = min(self._owed, n)
+            feed(buf[:pos])
+            self._owed -= pos
             if self._owed:
-                k = min(self._owed, n - pos)
-                feed(buf[pos : pos + k])
-                pos += k
-                self._owed -= k
-                if self._owed:
-                    return
-                if self._slow_frame_done(out):
-                    self._hand_over(buf[pos:], out)
-                    return
-                continue
-            avail = n - pos
-            if avail < 2:
+                return
+            if self._slow_frame_done(out):
+                self._hand_over(buf[pos:], out)
+                return
+        plain = protocol.current_size is None  # no fragmented message open
+        append = out.append
+        while pos < n:
+            if n - pos < 2:
                 self._hold(buf[pos:], 2)
                 return
             head1 = buf[pos]
             head2 = buf[pos + 1]
+            if head1 == _FIN_TEXT and head2 < 126 and plain:
+                # The common frame, short and whole: nothing else to check.
+                end = pos + 2 + head2
+                if end <= n and (limit is None or head2 <= limit):
+                    try:
+                        append(buf[pos + 2 : end].decode())
+                        pos = end
+                        continue
+                    except UnicodeDecodeError:
+                        pass  # settled below, on the general path
+            avail = n - pos
             length = head2 & 0x7F
             header = 2 if length < 126 else 4 if length == 126 else 10
             if head2 & 0x80:
                 header += 4
+            fast = head1 == _FIN_TEXT and head2 < 0x80 and plain
             if avail < header:
-                if head1 != _FIN_TEXT or head2 & 0x80 or protocol.current_size is not None:
+                if not fast:
                     # The protocol may already judge a slow frame on its
                     # first bytes (bad opcode, masking): give them now.
                     feed(buf[pos + self._fed :])
@@ -166,17 +177,12 @@ class Framing:
             if length >= 126:
                 length = int.from_bytes(buf[pos + 2 : pos + header], "big")
             end = pos + header + length
-            if (
-                head1 == _FIN_TEXT
-                and head2 < 0x80
-                and protocol.current_size is None
-                and (limit is None or length <= limit)
-            ):
+            if fast and (limit is None or length <= limit):
                 if end > n:
                     self._hold(buf[pos:], end - pos)
                     return
                 try:
-                    out.append(buf[pos + header : end].decode())
+                    append(buf[pos + header : end].decode())
                 except UnicodeDecodeError:
                     # As websockets alone would: the rest of this read is
                     # parsed first (its pings answered), then 1007.
@@ -195,6 +201,7 @@ class Framing:
             if self._slow_frame_done(out):
                 self._hand_over(buf[pos:], out)
                 return
+            plain = protocol.current_size is None
 
     def _release_held(self) -> bool:
         """Give the protocol the bytes held back (the fast path is ending)."""
