@@ -5,7 +5,9 @@ parsed (11.13), and one default TLS context per process (11.14)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +22,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 from websockets.utils import accept_key
 
-from kraky_anyio import handshake
+from kraky_anyio import Connected, Disconnected, handshake, open_kraken
 from kraky_anyio.errors import ConnectionClosedError, HandshakeError, TransportError
 from kraky_anyio.transport import WebSocket, connect_websocket, serve_websockets
 
@@ -328,3 +330,53 @@ async def test_default_tls_context_is_built_once(monkeypatch: pytest.MonkeyPatch
 def test_transport_errors_are_one_family() -> None:
     assert issubclass(HandshakeError, TransportError)
     assert issubclass(ConnectionClosedError, TransportError)
+
+
+# -- 11.2 end to end: open_kraken recovers from a flooding, deaf server ---------
+
+
+async def test_open_kraken_drops_a_deaf_ping_flooding_server_and_reconnects() -> None:
+    """Socket 1: after the 101 the server floods WebSocket pings and never
+    reads, so the client's pongs fill every buffer. Before the fix the reader
+    blocked in its pong flush holding the send lock and the watchdog's ping
+    waited on that lock forever. Socket 2 is a normal server."""
+    sockets = 0
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        nonlocal sockets
+        sockets += 1
+        request = await stream.receive()
+        key = next(
+            line.split(b": ")[1]
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        await stream.send(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key.decode()).encode()
+            + b"\r\n\r\n"
+            + text(b'{"event":"systemStatus","status":"online"}')
+        )
+        if sockets == 1:
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            flood = ping() * 500
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                while True:
+                    await stream.send(flood)
+        await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        async with open_kraken(f"ws://127.0.0.1:{port}") as conn, conn.messages() as stream:
+            with anyio.fail_after(300):
+                async for msg in stream:
+                    if isinstance(msg, Disconnected):
+                        assert msg.generation == 1
+                        assert "did not complete within" in msg.reason
+                    if isinstance(msg, Connected) and msg.generation == 2:
+                        break
+        tg.cancel_scope.cancel()
