@@ -174,7 +174,7 @@ def _cut(stream: bytes, points: list[int]) -> list[bytes]:
     return [stream[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams, data=st.data(), max_size=max_sizes, eof=st.booleans())
 def test_fast_path_matches_websockets_on_random_reads(
     stream: bytes, data: st.DataObject, max_size: int | None, eof: bool
@@ -183,7 +183,7 @@ def test_fast_path_matches_websockets_on_random_reads(
     _run(_cut(stream, points), max_size, eof=eof)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=st.lists(frames(), min_size=1, max_size=5).map(b"".join), max_size=max_sizes)
 def test_fast_path_matches_websockets_split_at_every_byte(
     stream: bytes, max_size: int | None
