@@ -762,7 +762,7 @@ async def test_leaving_the_block_stops_everything() -> None:
     assert codes == [1001]
     assert server.sessions == []
     assert {task.id for task in anyio.get_running_tasks()} == before
-    with pytest.raises(OSError):
+    with pytest.raises(HandshakeError):
         await connect_websocket(f"ws://127.0.0.1:{port}")
 
 

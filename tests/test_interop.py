@@ -13,7 +13,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from kraky_anyio import Connected, open_kraken
+from kraky_anyio import Connected, ConnectionClosedError, open_kraken
 from kraky_anyio.transport import connect_websocket
 
 
@@ -88,4 +88,37 @@ async def test_transport_close_handshake_with_trio_websocket() -> None:
             await ws.aclose()
             await closed.wait()
         assert ws.closed
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_fast_path_hand_over_against_trio_websocket() -> None:
+    """Texts, a binary message and pings interleaved by an independent server,
+    then a close: every message in order, every ping answered, the code kept."""
+    pongs = 0
+
+    async def handler(request: WebSocketRequest) -> None:
+        nonlocal pongs
+        ws = await request.accept()
+        for i in range(300):
+            await ws.send_message(json.dumps({"n": i, "pad": "x" * (i % 7) * 40}))
+            if i % 50 == 0:
+                await ws.ping(str(i).encode())  # returns once our pong arrives
+                pongs += 1
+            if i == 120:
+                await ws.send_message(b"\x00binary")
+        await ws.aclose(code=1001, reason="going away")
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
+        ws = await connect_websocket(f"ws://127.0.0.1:{server.port}")
+        got: list[str | bytes] = []
+        with trio.fail_after(10), pytest.raises(ConnectionClosedError) as info:
+            while True:
+                got.extend(await ws.receive_batch())
+        assert info.value.code == 1001
+        texts = [json.loads(m)["n"] for m in got if isinstance(m, str)]
+        assert texts == list(range(300))
+        assert [m for m in got if isinstance(m, bytes)] == [b"\x00binary"]
+        assert pongs == 6
         nursery.cancel_scope.cancel()
