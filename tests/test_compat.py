@@ -301,3 +301,72 @@ async def test_connect_with_a_malformed_url_fails_at_once() -> None:
     with anyio.fail_after(5), pytest.raises(ValueError):
         await client.connect(None)
     assert client.connections == {}
+
+
+async def test_a_handler_error_ends_connect_with_it(server: FakeKrakenServer) -> None:
+    client = KrakyWsClient(server.url)
+
+    async def handler(message: Any) -> None:
+        if isinstance(message, dict) and message.get("event") == "pong":
+            raise RuntimeError("handler bug")
+
+    errors: list[Exception] = []
+
+    async def run() -> None:
+        try:
+            await client.connect(handler)
+        except RuntimeError as exc:  # as itself, not inside an ExceptionGroup
+            errors.append(exc)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await client.ping()
+    assert [str(e) for e in errors] == ["handler bug"]
+    assert client.connections == {}
+    assert client.failed_requests == 0  # the ping got its pong
+
+
+async def test_cancelling_connect_closes_the_connection(
+    server: FakeKrakenServer, warnings: Warnings
+) -> None:
+    client = KrakyWsClient(server.url)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.connect, None)
+        await client.ping(reqid=3)
+        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 3)
+        server.stall(True)
+        await client.ping(reqid=4)
+        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 4)
+        tg.cancel_scope.cancel()
+    assert client.connections == {}
+    await server.wait_for(lambda: not server.sessions)
+    assert client.failed_requests == 1
+    assert "abandoned" in warnings.records[-1].getMessage()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="needs core (issue 15.3): a token inside the subscription dict is used for the replay",
+)
+async def test_private_subscription_with_the_token_inside_survives_a_reconnect(
+    server: FakeKrakenServer,
+) -> None:
+    """kraky's only way to subscribe to a private feed. The first socket
+    works today; the replay needs the core to remember the token."""
+    client = KrakyWsClient(server.url)
+    inbox = Inbox()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.connect, inbox)
+        await client.subscribe({"name": "openOrders", "token": TOKEN})
+        first = await server.wait_for_subscription("openOrders", None)
+        await inbox.wait_for(lambda m: isinstance(m, dict) and m.get("status") == "subscribed")
+        await server.drop()
+        again = None
+        with anyio.move_on_after(60):
+            again = await server.wait_for_subscription("openOrders", None)
+        await client.disconnect()
+    assert again is not None, "the openOrders subscription was not restored"
+    assert again is not first
+    assert client.failed_requests == 0
