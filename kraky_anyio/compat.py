@@ -102,8 +102,10 @@ class KrakyWsClient:
 
     ``connection_env`` is ``"production"``, ``"production-auth"``, ``"beta"``,
     ``"beta-auth"`` or a ``ws://``/``wss://`` URL. ``logging_level`` sets the
-    level of the ``kraky_anyio`` logger (the library's and the shim's lines),
-    as kraky set its own logger's.
+    level of the shim's own logger, ``kraky_anyio.compat``, as kraky set its
+    own; the library's lines go to ``kraky_anyio`` and follow your logging
+    configuration (changing that logger here would change it for every
+    connection in the process).
 
     :attr:`connections` maps each open connection's name to kraky's record:
     ``"closed"`` (``disconnect`` was called), ``"subscriptions"`` (the
@@ -115,7 +117,7 @@ class KrakyWsClient:
     def __init__(self, connection_env: str = "production", logging_level: str = "INFO") -> None:
         self.connection_env = connection_env
         self.connections: dict[str, dict[str, Any]] = {}
-        self.logger = logging.getLogger("kraky_anyio")
+        self.logger = log
         self.logger.setLevel(logging_level)
         self.failed_requests = 0
         """Fire-and-forget requests that failed (each also logged at warning)."""

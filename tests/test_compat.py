@@ -74,6 +74,15 @@ class Warnings(logging.Handler):
                 await self._changed.wait()
 
 
+@pytest.fixture(autouse=True)
+def _keep_logger_level() -> Any:
+    """``KrakyWsClient(logging_level=...)`` sets its logger's level: restore it."""
+    logger = logging.getLogger("kraky_anyio.compat")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture
 def warnings() -> Any:
     handler = Warnings()
@@ -271,16 +280,14 @@ async def test_reconnect_replays_live_subscriptions_once_not_krakys_storm(
     assert client.connections == {}
 
 
-async def test_logging_level_sets_the_library_logger() -> None:
-    logger = logging.getLogger("kraky_anyio")
-    old = logger.level
-    try:
-        KrakyWsClient("production", logging_level="DEBUG")
-        assert logger.level == logging.DEBUG
-        with pytest.raises(ValueError):
-            KrakyWsClient("production", logging_level="LOUD")
-    finally:
-        logger.setLevel(old)
+def test_logging_level_sets_the_shims_logger_only() -> None:
+    shim, library = logging.getLogger("kraky_anyio.compat"), logging.getLogger("kraky_anyio")
+    before = library.level
+    KrakyWsClient("production", logging_level="DEBUG")
+    assert shim.level == logging.DEBUG
+    assert library.level == before
+    with pytest.raises(ValueError):
+        KrakyWsClient("production", logging_level="LOUD")
 
 
 def test_sleep_time_maps_to_a_reconnect_policy() -> None:
