@@ -75,7 +75,13 @@ def _calls(conn: KrakenConnection, reqid: int) -> dict[str, Callable[[], Awaitab
         "subscribe": lambda: conn.subscribe({"name": "trade"}, ["XBT/USD"], reqid),
         "unsubscribe": lambda: conn.unsubscribe({"name": "trade"}, ["XBT/USD"], reqid),
         "add_order": lambda: conn.add_order(
-            TOKEN, "XBT/USD", "buy", "limit", "0.01", price="100", reqid=reqid
+            TOKEN,
+            pair="XBT/USD",
+            type="buy",
+            ordertype="limit",
+            volume="0.01",
+            price="100",
+            reqid=reqid,
         ),
         "cancel_order": lambda: conn.cancel_order(TOKEN, ["A", "B"], reqid),
         "cancel_all": lambda: conn.cancel_all(TOKEN, reqid),
@@ -162,7 +168,15 @@ async def test_cancelled_while_waiting_for_a_connection_or_a_reply(anyio_backend
         server.refuse(None)
         async with open_kraken(server.url, reply_timeout=60) as conn:
             with anyio.move_on_after(2):
-                await conn.add_order(TOKEN, "XBT/USD", "buy", "limit", "1", price="1", reqid=7)
+                await conn.add_order(
+                    TOKEN,
+                    pair="XBT/USD",
+                    type="buy",
+                    ordertype="limit",
+                    volume="1",
+                    price="1",
+                    reqid=7,
+                )
             server.refuse(0)
             await conn.wait_connected()
             server.stall(True)

@@ -1001,3 +1001,30 @@ async def test_idle_watchdog_does_not_freeze_a_quantised_clock(server: FakeKrake
             finished.set()
     assert not scope.cancelled_caught, "virtual time froze"
     assert conn.stats.pings_sent > 100
+
+
+@pytest.mark.anyio
+async def test_krakys_spellings_through_the_connection(
+    server: FakeKrakenServer, engine: FakeMatchingEngine
+) -> None:
+    """The connection's methods take kraky's unambiguous spellings (the same
+    rules as kraky_anyio.trading) and refuse the rest before sending."""
+    async with open_kraken(server.url, token="tok-1") as conn:
+        with anyio.fail_after(10):
+            checked = await conn.add_order(**RESTING, price="25000", validate="true")
+            placed = await conn.add_order(**RESTING, price="25000", oflags="post, fciq")
+            edited = await conn.edit_order(orderid=[placed["txid"]], pair="XBT/USD", price="25001")
+            after = await conn.cancel_all_orders_after(timeout=60.0)
+            with pytest.raises(ValueError, match="GTC, GTD or IOC"):
+                await conn.add_order(**RESTING, price="1", timeinforce="FOK")
+            with pytest.raises(ValueError, match="whole seconds"):
+                await conn.cancel_all_orders_after(timeout=0.5)
+    assert checked["status"] == "ok" and "txid" not in checked
+    assert engine.orders[placed["txid"]].status == "canceled"  # replaced by the edit
+    assert engine.orders[edited["txid"]].price == Decimal("25001")
+    assert after["status"] == "ok"
+    sent = [
+        m for m in server.all_received() if isinstance(m, dict) and m.get("event") == "addOrder"
+    ]
+    assert [m.get("validate") for m in sent] == ["true", None]
+    assert sent[1]["oflags"] == "post,fciq"

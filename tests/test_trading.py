@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from kraky_anyio.trading import (
     MAX_DECIMAL_DIGITS,
     ORDER_REPLY_EVENTS,
+    AddOrderFields,
+    EditOrderFields,
     add_order,
     cancel_all,
     cancel_all_orders_after,
@@ -152,7 +154,7 @@ def test_format_decimal_floats_keep_shortest_repr(value: float) -> None:
 
 
 def test_add_order_minimal() -> None:
-    assert add_order(TOKEN, "XBT/USD", "buy", "market", "1.25") == {
+    assert add_order(TOKEN, pair="XBT/USD", type="buy", ordertype="market", volume="1.25") == {
         "event": "addOrder",
         "token": TOKEN,
         "pair": "XBT/USD",
@@ -165,10 +167,10 @@ def test_add_order_minimal() -> None:
 def test_add_order_all_fields() -> None:
     message = add_order(
         TOKEN,
-        "XBT/USD",
-        "sell",
-        "stop-loss-limit",
-        Decimal("0.01770000"),
+        pair="XBT/USD",
+        type="sell",
+        ordertype="stop-loss-limit",
+        volume=Decimal("0.01770000"),
         price=37500,
         price2=Decimal("37400.5"),
         leverage=2,
@@ -213,7 +215,14 @@ def test_add_order_all_fields() -> None:
 
 def test_add_order_omits_none_and_sends_false() -> None:
     message = add_order(
-        TOKEN, "XBT/USD", "buy", "limit", 1, price=0.1, reduce_only=False, validate=False
+        TOKEN,
+        pair="XBT/USD",
+        type="buy",
+        ordertype="limit",
+        volume=1,
+        price=0.1,
+        reduce_only=False,
+        validate=False,
     )
     assert message == {
         "event": "addOrder",
@@ -232,10 +241,10 @@ def test_add_order_omits_none_and_sends_false() -> None:
 def test_add_order_relative_prices_kept_as_given(price: str) -> None:
     message = add_order(
         TOKEN,
-        "XBT/USD",
-        "buy",
-        "stop-loss-limit",
-        "1",
+        pair="XBT/USD",
+        type="buy",
+        ordertype="stop-loss-limit",
+        volume="1",
         price=price,
         price2=price,
         close_ordertype="limit",
@@ -249,17 +258,34 @@ def test_add_order_relative_prices_kept_as_given(price: str) -> None:
 @pytest.mark.parametrize("volume", ["+10", "#5", "10%", "-5"])
 def test_add_order_relative_forms_not_allowed_for_volume(volume: str) -> None:
     with pytest.raises(ValueError):
-        add_order(TOKEN, "XBT/USD", "buy", "limit", volume)
+        add_order(TOKEN, pair="XBT/USD", type="buy", ordertype="limit", volume=volume)
 
 
 def test_add_order_oflags_string_and_tuple() -> None:
-    assert add_order(TOKEN, "P", "buy", "limit", "1", oflags="post")["oflags"] == "post"
-    assert add_order(TOKEN, "P", "buy", "limit", "1", oflags="post,viqc")["oflags"] == "post,viqc"
-    assert add_order(TOKEN, "P", "buy", "limit", "1", oflags=("nompp",))["oflags"] == "nompp"
+    assert (
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", oflags="post")[
+            "oflags"
+        ]
+        == "post"
+    )
+    assert (
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", oflags="post,viqc")[
+            "oflags"
+        ]
+        == "post,viqc"
+    )
+    assert (
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", oflags=("nompp",))[
+            "oflags"
+        ]
+        == "nompp"
+    )
 
 
 def test_add_order_userref_digit_string_and_volume_zero() -> None:
-    message = add_order(TOKEN, "P", "buy", "limit", 0, userref="-17", leverage="3.5")
+    message = add_order(
+        TOKEN, pair="P", type="buy", ordertype="limit", volume=0, userref="-17", leverage="3.5"
+    )
     assert message["userref"] == "-17"
     assert message["volume"] == "0"
     assert message["leverage"] == "3.5"
@@ -327,7 +353,8 @@ def test_add_order_userref_digit_string_and_volume_zero() -> None:
         ({"userref": 2**31}, ValueError),
         ({"userref": True}, TypeError),
         ({"userref": 1.0}, TypeError),
-        ({"validate": "true"}, TypeError),
+        ({"validate": "True"}, ValueError),
+        ({"validate": "yes"}, ValueError),
         ({"validate": 1}, TypeError),
         ({"close_ordertype": ""}, ValueError),
         ({"close_price": "100"}, ValueError),  # without close_ordertype
@@ -336,6 +363,9 @@ def test_add_order_userref_digit_string_and_volume_zero() -> None:
         ({"close_ordertype": "limit", "close_price2": -1}, ValueError),
         ({"timeinforce": "gtc"}, ValueError),
         ({"timeinforce": "FOK"}, ValueError),
+        ({"oflags": "post fciq"}, ValueError),
+        ({"oflags": "post, "}, ValueError),
+        ({"unknown_field": 1}, TypeError),
         ({"timeinforce": 1}, TypeError),
     ],
 )
@@ -358,19 +388,25 @@ def test_add_order_rejects_bad_arguments(kwargs: dict[str, Any], error: type[Exc
 def test_long_token_passed_as_a_price_is_masked_whole() -> None:
     token = "WW91ciBhdXRoZW50aWNhdGlvbiB0b2tlbiBnb2VzIGhlcmUu" * 3  # 144 chars
     with pytest.raises(ValueError) as info:
-        add_order(token, "XBT/USD", "buy", "limit", "1", price=token)
+        add_order(token, pair="XBT/USD", type="buy", ordertype="limit", volume="1", price=token)
     assert token[:12] not in str(info.value)
     assert "<redacted>" in str(info.value)
 
 
 def test_token_never_in_messages_even_if_passed_as_another_argument() -> None:
     calls: list[Callable[[], object]] = [
-        lambda: add_order(TOKEN, "XBT/USD", "buy", "limit", TOKEN),
-        lambda: add_order(TOKEN, "XBT/USD", TOKEN, "limit", "1"),
-        lambda: add_order(TOKEN, "XBT/USD", "buy", "limit", "1", price=TOKEN),
-        lambda: add_order(TOKEN, "XBT/USD", "buy", "limit", "1", userref=TOKEN),
-        lambda: add_order(TOKEN, "XBT/USD", "buy", "limit", "1", oflags=TOKEN),
-        lambda: edit_order(TOKEN, "O1", "XBT/USD", volume=TOKEN),
+        lambda: add_order(TOKEN, pair="XBT/USD", type="buy", ordertype="limit", volume=TOKEN),
+        lambda: add_order(TOKEN, pair="XBT/USD", type=TOKEN, ordertype="limit", volume="1"),
+        lambda: add_order(
+            TOKEN, pair="XBT/USD", type="buy", ordertype="limit", volume="1", price=TOKEN
+        ),
+        lambda: add_order(
+            TOKEN, pair="XBT/USD", type="buy", ordertype="limit", volume="1", userref=TOKEN
+        ),
+        lambda: add_order(
+            TOKEN, pair="XBT/USD", type="buy", ordertype="limit", volume="1", oflags=TOKEN
+        ),
+        lambda: edit_order(TOKEN, orderid="O1", pair="XBT/USD", volume=TOKEN),
     ]
     for call in calls:
         with pytest.raises(ValueError) as info:
@@ -384,7 +420,7 @@ def test_token_never_in_messages_even_if_passed_as_another_argument() -> None:
 
 
 def test_edit_order_minimal_and_full() -> None:
-    assert edit_order(TOKEN, "OFUSL6-GXIIT-KZ2JDJ", "XBT/USD") == {
+    assert edit_order(TOKEN, orderid="OFUSL6-GXIIT-KZ2JDJ", pair="XBT/USD") == {
         "event": "editOrder",
         "token": TOKEN,
         "orderid": "OFUSL6-GXIIT-KZ2JDJ",
@@ -392,8 +428,8 @@ def test_edit_order_minimal_and_full() -> None:
     }
     assert edit_order(
         TOKEN,
-        "OFUSL6-GXIIT-KZ2JDJ",
-        "XBT/USD",
+        orderid="OFUSL6-GXIIT-KZ2JDJ",
+        pair="XBT/USD",
         volume=Decimal("1E-5"),
         price="#5",
         price2=0.1,
@@ -415,7 +451,7 @@ def test_edit_order_minimal_and_full() -> None:
 
 
 def test_edit_order_by_userref() -> None:
-    assert edit_order(TOKEN, 123, "XBT/USD")["orderid"] == "123"
+    assert edit_order(TOKEN, orderid=123, pair="XBT/USD")["orderid"] == "123"
 
 
 @pytest.mark.parametrize(
@@ -431,7 +467,10 @@ def test_edit_order_by_userref() -> None:
         ({"price2": float("inf")}, ValueError),
         ({"oflags": [""]}, ValueError),
         ({"newuserref": "x"}, ValueError),
-        ({"validate": "false"}, TypeError),
+        ({"validate": "no"}, ValueError),
+        ({"orderid": ["O1", "O2"]}, ValueError),
+        ({"orderid": []}, ValueError),
+        ({"orderid": [""]}, ValueError),
     ],
 )
 def test_edit_order_rejects_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
@@ -498,7 +537,15 @@ def test_cancel_all_orders_after(timeout: int) -> None:
 
 @pytest.mark.parametrize(
     ("timeout", "error"),
-    [(-1, ValueError), (True, TypeError), (False, TypeError), (1.5, TypeError), ("60", TypeError)],
+    [
+        (-1, ValueError),
+        (True, TypeError),
+        (False, TypeError),
+        (1.5, ValueError),
+        (float("nan"), ValueError),
+        (-60.0, ValueError),
+        ("60", TypeError),
+    ],
 )
 def test_cancel_all_orders_after_rejects(timeout: Any, error: type[Exception]) -> None:
     with pytest.raises(error) as info:
@@ -510,8 +557,10 @@ def test_cancel_all_orders_after_rejects(timeout: Any, error: type[Exception]) -
 
 
 def test_expected_replies() -> None:
-    assert expected_replies(add_order(TOKEN, "P", "buy", "market", 1)) == ("addOrderStatus", 1)
-    assert expected_replies(edit_order(TOKEN, "O1", "P")) == ("editOrderStatus", 1)
+    assert expected_replies(
+        add_order(TOKEN, pair="P", type="buy", ordertype="market", volume=1)
+    ) == ("addOrderStatus", 1)
+    assert expected_replies(edit_order(TOKEN, orderid="O1", pair="P")) == ("editOrderStatus", 1)
     assert expected_replies(cancel_order(TOKEN, "O1")) == ("cancelOrderStatus", 1)
     assert expected_replies(cancel_order(TOKEN, ["O1", "O2", "O3"])) == ("cancelOrderStatus", 3)
     assert expected_replies(cancel_all(TOKEN)) == ("cancelAllStatus", 1)
@@ -549,7 +598,7 @@ def test_expected_replies_rejects(request_: dict[str, Any]) -> None:
 
 
 def test_redact() -> None:
-    message = add_order(TOKEN, "P", "buy", "market", 1)
+    message = add_order(TOKEN, pair="P", type="buy", ordertype="market", volume=1)
     logged = redact(message)
     assert TOKEN not in repr(logged)
     assert message["token"] == TOKEN  # original untouched
@@ -560,8 +609,8 @@ def test_redact() -> None:
 
 
 BUILDERS: list[Callable[[], dict[str, Any]]] = [
-    lambda: add_order(TOKEN, "P", "buy", "market", 1),
-    lambda: edit_order(TOKEN, "O1", "P"),
+    lambda: add_order(TOKEN, pair="P", type="buy", ordertype="market", volume=1),
+    lambda: edit_order(TOKEN, orderid="O1", pair="P"),
     lambda: cancel_order(TOKEN, "O1"),
     lambda: cancel_all(TOKEN),
     lambda: cancel_all_orders_after(TOKEN, 5),
@@ -573,3 +622,110 @@ def test_builders_have_no_reqid_and_are_json(build: Callable[[], dict[str, Any]]
     message = build()
     assert "reqid" not in message
     assert json.loads(json.dumps(message)) == message
+
+
+# --------------------------------------------------------------------------- kraky's spellings
+
+
+def test_validate_accepts_krakys_strings() -> None:
+    base = {"pair": "P", "type": "buy", "ordertype": "limit", "volume": "1"}
+    assert add_order(TOKEN, **base, validate="true")["validate"] == "true"
+    assert add_order(TOKEN, **base, validate="false")["validate"] == "false"
+    assert edit_order(TOKEN, orderid="O1", pair="P", validate="true")["validate"] == "true"
+
+
+@pytest.mark.parametrize("value", ["True", "yes", "1", " true"])
+def test_validate_near_misses_name_the_spelling(value: str) -> None:
+    with pytest.raises(ValueError, match=r"True or False \(or the str 'true'/'false'\)"):
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", validate=value)
+
+
+@pytest.mark.parametrize(("timeout", "sent"), [(60.0, 60), (0.0, 0), (86400.0, 86400)])
+def test_cancel_all_orders_after_takes_whole_float_seconds(timeout: float, sent: int) -> None:
+    message = cancel_all_orders_after(TOKEN, timeout)
+    assert message["timeout"] == sent
+    assert type(message["timeout"]) is int
+    assert json.dumps(message).endswith(f'"timeout": {sent}}}')
+
+
+def test_cancel_all_orders_after_fraction_names_the_int() -> None:
+    with pytest.raises(ValueError, match="whole seconds: pass an int such as 60"):
+        cancel_all_orders_after(TOKEN, 60.5)
+
+
+@pytest.mark.parametrize(
+    ("orderid", "sent"), [(["OABC-1"], "OABC-1"), (("OABC-1",), "OABC-1"), ([42], "42")]
+)
+def test_edit_order_takes_a_one_element_orderid_list(orderid: Any, sent: str) -> None:
+    assert edit_order(TOKEN, orderid=orderid, pair="P")["orderid"] == sent
+
+
+def test_edit_order_several_orderids_is_refused_with_the_right_spelling() -> None:
+    with pytest.raises(ValueError, match="edits one order; pass one txid as a str"):
+        edit_order(TOKEN, orderid=["O1", "O2"], pair="P")
+
+
+@pytest.mark.parametrize("oflags", ["post, fciq", " post ,fciq ", ["post ", " fciq"]])
+def test_oflags_spaces_around_commas_are_dropped(oflags: Any) -> None:
+    message = add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", oflags=oflags)
+    assert message["oflags"] == "post,fciq"
+
+
+def test_oflags_without_commas_names_the_comma_spelling() -> None:
+    with pytest.raises(ValueError, match="separate flags with commas: 'post,fciq'"):
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", oflags="post fciq")
+
+
+def test_timeinforce_fok_says_what_kraken_v1_accepts() -> None:
+    with pytest.raises(ValueError) as info:
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", timeinforce="FOK")
+    message = str(info.value)
+    assert "not accepted by Kraken's WebSocket v1 addOrder" in message
+    assert "GTC, GTD or IOC" in message
+
+
+def test_timeinforce_lower_case_names_the_capitals() -> None:
+    with pytest.raises(ValueError, match="write 'IOC'"):
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", timeinforce="ioc")
+
+
+# --------------------------------------------------------------------------- one parameter list
+
+
+def test_missing_and_unknown_fields_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="addOrder needs ordertype, volume"):
+        add_order(TOKEN, pair="P", type="buy")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected arguments: colour"):
+        add_order(TOKEN, pair="P", type="buy", ordertype="limit", volume="1", colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="editOrder needs orderid"):
+        edit_order(TOKEN, pair="P")  # type: ignore[call-arg]
+
+
+def test_typed_fields_and_field_tables_agree() -> None:
+    """The typed keyword arguments and the encoder are one list: a field typed
+    but not encoded (or the reverse) would be lost or refused."""
+    sample: dict[str, Any] = {
+        "reduce_only": True,
+        "validate": True,
+        "oflags": "post",
+        "starttm": 1,
+        "expiretm": 1,
+        "deadline": 1,
+        "userref": 1,
+        "timeinforce": "GTC",
+        "close_ordertype": "limit",
+        "cl_ord_id": "x",
+    }
+    for name in AddOrderFields.__optional_keys__:
+        value = sample.get(name, "1")  # the prices and leverage
+        fields: dict[str, Any] = {"pair": "P", "type": "buy", "ordertype": "limit", "volume": "1"}
+        fields[name] = value
+        if name.startswith("close_price"):
+            fields["close_ordertype"] = "limit"
+        message = add_order(TOKEN, **fields)
+        key = f"close[{name[6:]}]" if name.startswith("close_") else name
+        assert key in message, name
+    assert AddOrderFields.__required_keys__ == {"pair", "type", "ordertype", "volume"}
+    for name in EditOrderFields.__optional_keys__:
+        edit_value: Any = True if name == "validate" else "post" if name == "oflags" else "1"
+        assert name in edit_order(TOKEN, orderid="O1", pair="P", **{name: edit_value}), name
