@@ -30,6 +30,16 @@ def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException | Non
     return errors[0] if len(errors) == 1 else None
 
 
+def _copy_of(exc: BaseException, body_exc: BaseException | None) -> bool:
+    return (
+        isinstance(body_exc, BaseExceptionGroup)
+        and exc is not body_exc
+        and type(exc) is type(body_exc)
+        and isinstance(exc, BaseExceptionGroup)
+        and exc.message == body_exc.message
+    )
+
+
 @asynccontextmanager
 async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
     """``anyio.create_task_group()`` that re-raises a lone exception as itself.
@@ -37,16 +47,25 @@ async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
     The group's cancel scope is cancelled when the body ends, so background
     tasks stop with it.
     """
+    body_exc: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
             try:
                 yield tg
+            except BaseException as raised:
+                body_exc = raised
+                raise
             finally:
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         exc = _sole_error(group)
         if exc is None:
             raise
+        if _copy_of(exc, body_exc):
+            # trio splits the body's own ExceptionGroup (to take Cancelled out
+            # of it) and so hands back a copy: give the user their object.
+            assert body_exc is not None
+            exc = body_exc
         context = exc.__context__
         try:
             raise exc

@@ -274,7 +274,7 @@ class Shell:
                     token = await self.tokens.for_socket(gen)
                 except Exception as exc:
                     protocol.stats.token_failures += 1
-                    log.warning("token provider: %s; %s not sent", type(exc).__name__, req.event)
+                    log.warning("token provider: %s; %s not sent", _type_name(exc), req.event)
                     protocol.fail_unsent(req, exc)
                     return
                 if self._run is run:

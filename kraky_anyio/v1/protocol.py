@@ -388,9 +388,9 @@ class KrakenProtocol:
             elif kind is FrameKind.RATE_LIMIT:
                 stats.rate_limit_errors += 1
                 log.warning("Kraken: %s", msg.get("Error"))
+            elif kind is FrameKind.PRIVATE:
+                self._check_sequence(msg, verdict)  # its notice goes first
             out.append(msg)
-            if kind is FrameKind.PRIVATE:
-                self._check_sequence(msg, verdict)
         return verdict
 
     def _on_event(self, msg: dict[str, Any], verdict: Verdict) -> None:

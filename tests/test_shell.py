@@ -1,0 +1,198 @@
+"""The shell against scripted servers: hangs, close, watchdog, tokens, status
+(regressions of issue 11; both backends, virtual time)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+from helpers import (
+    accept_and_never_read,
+    accept_then_close_glued,
+    kraken_like,
+    next_of,
+    scripted_server,
+)
+
+from kraky_anyio import (
+    AuthError,
+    Connected,
+    ConnectionFailedError,
+    Disconnected,
+    KrakyError,
+    ReconnectPolicy,
+    open_kraken,
+)
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+pytestmark = pytest.mark.anyio
+
+TICKER = {"name": "ticker"}
+SLOW = ReconnectPolicy(immediate_retries=0, base_delay=1.0, max_delay=2.0)
+REFUSED = "ws://127.0.0.1:1"  # nothing listens on port 1
+
+
+async def test_a_socket_dying_during_its_replay_does_not_strand_waiters() -> None:
+    # Regression (11.1): socket 2 closes in its 101 so the replay write fails;
+    # wait_connected() and ping() waiting meanwhile hung even after socket 3.
+    drop_after_subscribe = functools.partial(kraken_like, drop_after=1)
+    async with (
+        scripted_server(drop_after_subscribe, accept_then_close_glued, kraken_like) as (
+            url,
+            seen,
+        ),
+        open_kraken(url, reconnect_policy=SLOW) as conn,
+        conn.messages() as stream,
+    ):
+        with anyio.fail_after(120):
+            await conn.subscribe(TICKER, ["XBT/USD"])
+            await next_of(stream, lambda m: isinstance(m, Disconnected))
+            assert not conn.connected
+            pong: list[dict[str, Any]] = []
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(conn.wait_connected)
+                tg.start_soon(lambda: _append(pong, conn.ping()))
+        assert pong[0]["event"] == "pong"
+        assert len(seen) == 3 and conn.generation == 3
+
+
+async def _append(out: list[Any], call: Awaitable[Any]) -> None:
+    out.append(await call)
+
+
+async def _outcome(out: list[BaseException | None], call: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await call()
+    except Exception as exc:
+        out.append(exc)
+    else:
+        out.append(None)
+
+
+async def test_calls_waiting_at_block_exit_get_the_closed_error() -> None:
+    # Regression (11.3): a queued request and wait_connected() waited forever
+    # once the block was left; a full send queue surfaced raw anyio errors.
+    outcomes: list[BaseException | None] = []
+    with anyio.fail_after(60):
+        async with (
+            anyio.create_task_group() as outer,
+            open_kraken(REFUSED, send_buffer=0) as conn,
+        ):
+            for _ in range(3):  # the first waits in the writer, two in the queue
+                outer.start_soon(_outcome, outcomes, conn.ping)
+            outer.start_soon(_outcome, outcomes, conn.wait_connected)
+            await anyio.wait_all_tasks_blocked()
+    assert len(outcomes) == 4
+    for exc in outcomes:
+        assert type(exc) is KrakyError and "the connection is closed" in str(exc)
+    with pytest.raises(KrakyError, match="the connection is closed"):
+        await conn.wait_connected()
+    with pytest.raises(KrakyError, match="the connection is closed"):
+        await conn.ping()
+
+
+async def test_a_ping_that_cannot_be_sent_in_time_means_a_dead_socket() -> None:
+    # Regression (11.2): the watchdog's ping waited for the send lock before
+    # its ping_timeout started, so a server that never reads hung us for good.
+    async with scripted_server(accept_and_never_read) as (url, _):
+        with anyio.fail_after(600), pytest.raises(ConnectionFailedError, match="ping"):
+            async with (
+                open_kraken(url, reconnect=False, idle_timeout=1, ping_timeout=1) as conn,
+                anyio.create_task_group() as tg,
+            ):
+                await conn.wait_connected()
+                lost: list[BaseException | None] = []
+                # A frame bigger than every socket buffer: the writer blocks
+                # holding the transport's send lock, as a pong flood would.
+                big = {"event": "ping", "pad": "x" * (64 * 1024 * 1024)}
+                tg.start_soon(_outcome, lost, lambda: conn.request_raw(big))
+                await anyio.sleep_forever()
+    assert conn.stats.dead_connections == 1
+
+
+async def test_token_provider_errors_are_auth_errors_without_its_message() -> None:
+    # 11.12: one rule, documented in docs/concepts/errors.md.
+    async def failing() -> str:
+        raise RuntimeError("SECRET-in-the-message")
+
+    original = AuthError("EAPI:Invalid key")
+
+    async def auth_failing() -> str:
+        raise original
+
+    async def not_a_str() -> str:
+        return 42  # type: ignore[return-value]
+
+    async with scripted_server(kraken_like) as (url, _):
+        for provider, expected in ((failing, "RuntimeError"), (not_a_str, "int")):
+            async with open_kraken(url, token=provider) as conn:
+                with anyio.fail_after(30), pytest.raises(AuthError) as info:
+                    await conn.subscribe({"name": "ownTrades"})
+                assert expected in str(info.value)
+                assert "SECRET" not in str(info.value)
+                assert info.value.__cause__ is None
+                assert info.value.__suppress_context__ or info.value.__context__ is None
+                with pytest.raises(AuthError):
+                    await conn.current_token()
+                assert conn.stats.token_failures == 1
+        async with open_kraken(url, token=auth_failing) as conn:
+            with anyio.fail_after(30), pytest.raises(AuthError) as info:
+                await conn.subscribe({"name": "ownTrades"})
+            assert info.value is original
+
+
+async def test_status_follows_the_connection() -> None:
+    async with scripted_server(kraken_like) as (url, _):
+        async with open_kraken(url) as conn:
+            first = conn.status
+            assert first.state == "connecting" and first.disconnected_since is not None
+            with anyio.fail_after(30):
+                await conn.wait_connected()
+            up = conn.status
+            assert up.state == "connected" and up.attempt == 1
+            assert up.disconnected_since is None and up.next_attempt_at is None
+        assert conn.status.state == "closed"
+    async with open_kraken(REFUSED, reconnect_policy=SLOW) as conn:
+        with anyio.fail_after(30):
+            while conn.status.state != "backoff":
+                await anyio.wait_all_tasks_blocked()
+        st = conn.status
+        assert st.attempt >= 1 and st.last_error
+        assert st.next_attempt_at is not None and st.next_attempt_at > anyio.current_time()
+
+
+async def test_request_raw_sends_any_event_and_returns_its_reply() -> None:
+    async with scripted_server(kraken_like) as (url, _), open_kraken(url) as conn:
+        with anyio.fail_after(30):
+            replies = await conn.request_raw({"event": "ping", "reqid": 41})
+        assert replies == [{"event": "pong", "reqid": 41}]
+        with pytest.raises(ValueError):
+            await conn.request_raw({"event": "subscribe"})
+
+
+async def test_a_users_exception_group_comes_out_as_the_same_object() -> None:
+    # Regression (11.15): on trio a plain copy came out.
+    group = ExceptionGroup("mine", [ValueError("a"), KeyError("b")])
+    with pytest.raises(ExceptionGroup) as info:
+        async with open_kraken(REFUSED):
+            raise group
+    assert info.value is group
+
+
+async def test_connected_notice_counts_replayed_entries() -> None:
+    drop_after_subscribe = functools.partial(kraken_like, drop_after=1)
+    async with (
+        scripted_server(drop_after_subscribe, kraken_like) as (url, _),
+        open_kraken(url, reconnect_policy=SLOW) as conn,
+        conn.messages() as stream,
+    ):
+        with anyio.fail_after(60):
+            await conn.subscribe(TICKER, ["XBT/USD", "ETH/USD"])
+            again = await next_of(stream, lambda m: isinstance(m, Connected) and m.generation == 2)
+        assert again.replayed == 2
