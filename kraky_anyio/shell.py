@@ -137,6 +137,10 @@ class Shell:
         self._changed.set()
         self._changed = anyio.Event()
 
+    @property
+    def started(self) -> bool:
+        return self._task_group is not None
+
     def check_open(self) -> None:
         if self.closing or self._task_group is None:
             raise KrakyError(CLOSED_MESSAGE)
