@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from ._taskgroup import task_group
 from .errors import KrakyError
 from .fanout import Fanout, MessageStream, Overflow, make_filter
 from .live_book import LiveBook, open_book
@@ -36,6 +35,7 @@ from .orders import OrderMethods
 from .shell import Shell
 from .stats import Stats
 from .status import ConnectionStatus
+from .taskgroup import task_group
 from .v1.protocol import KrakenProtocol
 
 
