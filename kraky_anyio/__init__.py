@@ -22,8 +22,18 @@ from .errors import (
     TransportError,
 )
 from .fanout import MessageStream, Overflow
-from .notices import BookResync, Connected, Disconnected, Notice, SubscriptionLost
-from .protocol import ENVIRONMENTS, Stats
+from .notices import (
+    BookResync,
+    Connected,
+    Disconnected,
+    Notice,
+    SequenceGap,
+    SubscriptionLost,
+)
+from .options import ConnectionOptions, check_url
+from .stats import Stats
+from .status import ConnectionStatus
+from .v1.codec import ENVIRONMENTS
 
 __all__ = [
     "ENVIRONMENTS",
@@ -34,6 +44,8 @@ __all__ = [
     "Connected",
     "ConnectionClosedError",
     "ConnectionFailedError",
+    "ConnectionOptions",
+    "ConnectionStatus",
     "ConsumerOverflowError",
     "Disconnected",
     "HandshakeError",
@@ -48,9 +60,11 @@ __all__ = [
     "ReconnectPolicy",
     "ReplyLostError",
     "ReplyTimeoutError",
+    "SequenceGap",
     "Stats",
     "SubscriptionLost",
     "TransportError",
+    "check_url",
     "open_kraken",
 ]
 

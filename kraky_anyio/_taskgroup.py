@@ -1,55 +1,6 @@
-"""A task group whose body's exception comes out as itself.
+"""Old private path of :mod:`kraky_anyio.taskgroup` (still imported by the CLI,
+the live book and the fake exchange until they switch to the public one)."""
 
-anyio (like trio) wraps whatever the body of ``async with create_task_group()``
-raises in an ``ExceptionGroup``. Our internal tasks never raise (they turn
-failures into a documented error of their own), so a group can only hold the
-body's exception: give it back unwrapped, so users can ``except`` it.
-"""
+from .taskgroup import task_group
 
-from __future__ import annotations
-
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import anyio
-import anyio.abc
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
-
-
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception worth raising from ``group``, or None if there are
-    several. Cancellations beside a real error are dropped: anyio and trio
-    re-deliver a cancellation at the next checkpoint, so none is lost."""
-    if len(group.exceptions) == 1:
-        return group.exceptions[0]
-    cancelled = anyio.get_cancelled_exc_class()
-    errors = [e for e in group.exceptions if not isinstance(e, cancelled)]
-    return errors[0] if len(errors) == 1 else None
-
-
-@asynccontextmanager
-async def task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
-    """``anyio.create_task_group()`` that re-raises a lone exception as itself.
-
-    The group's cancel scope is cancelled when the body ends, so background
-    tasks stop with it.
-    """
-    try:
-        async with anyio.create_task_group() as tg:
-            try:
-                yield tg
-            finally:
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        exc = _sole_error(group)
-        if exc is None:
-            raise
-        context = exc.__context__
-        try:
-            raise exc
-        finally:
-            exc.__context__ = context
-            del exc, context
+__all__ = ["task_group"]

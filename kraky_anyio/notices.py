@@ -61,3 +61,18 @@ class BookResync(Notice):
     pair: str
     depth: int
     reason: str
+
+
+@dataclass(frozen=True)
+class SequenceGap(Notice):
+    """A private feed (``openOrders``, ``ownTrades``) skipped or restarted its
+    ``sequence`` numbers: messages may have been lost. The channel is being
+    resubscribed; its next snapshot replaces what you hold.
+
+    ``expected`` is the number that was due, ``got`` the one that came,
+    ``missing`` how many were skipped (0 for a restart)."""
+
+    channel: str
+    expected: int | None
+    got: int
+    missing: int

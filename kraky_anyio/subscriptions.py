@@ -1,146 +1,28 @@
-"""The subscription registry, without I/O: what is live and what to replay.
-
-An entry is one ``(subscription, pair)``; private channels have pair ``None``.
-Its life:
-
-* ``subscribe`` asked: the entry is *pending* (not live, never replayed).
-* Kraken answered ``subscribed``: *live*. Live entries are replayed after a
-  reconnect and stay live while their replay is in flight.
-* Kraken answered ``error``: a pending entry is dropped; a live one stays live
-  (e.g. ``Already subscribed``).
-* ``unsubscribe`` asked: the entry leaves the replay set at once, whatever the
-  server answers later.
-* The socket is lost: pending entries are dropped (their reply is lost, so the
-  caller got an error); live ones wait for replay.
-"""
+"""The v1 subscription registry under its old module path (see
+:mod:`kraky_anyio.v1.subscriptions`)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from .v1.subscriptions import (
+    PRIVATE_CHANNELS,
+    Entry,
+    EntryState,
+    SubKey,
+    SubscriptionRegistry,
+    channel_name,
+    is_private,
+    normalise,
+    subscription_key,
+)
 
-#: Kraken's defaults, so ``{"name": "book"}`` and ``{"name": "book", "depth": 10}``
-#: are one subscription.
-_DEFAULTS: dict[str, dict[str, Any]] = {"book": {"depth": 10}, "ohlc": {"interval": 1}}
-PRIVATE_CHANNELS = frozenset({"ownTrades", "openOrders"})
-
-SubKey = str  # canonical JSON of the subscription without its token
-
-
-def normalise(subscription: Mapping[str, Any]) -> dict[str, Any]:
-    """The subscription with Kraken's defaults filled in and the token removed."""
-    name = subscription.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("subscription needs a non-empty string 'name'")
-    out = dict(_DEFAULTS.get(name, {}))
-    out.update((k, v) for k, v in subscription.items() if k != "token")
-    return out
-
-
-def subscription_key(subscription: Mapping[str, Any]) -> SubKey:
-    """A hashable identity for a subscription (token excluded)."""
-    return json.dumps(normalise(subscription), sort_keys=True, separators=(",", ":"))
-
-
-def channel_name(subscription: Mapping[str, Any]) -> str:
-    """The ``channelName`` Kraken uses in data for this subscription."""
-    sub = normalise(subscription)
-    name: str = sub["name"]
-    if name == "book":
-        return f"book-{sub['depth']}"
-    if name == "ohlc":
-        return f"ohlc-{sub['interval']}"
-    return name
-
-
-def is_private(subscription: Mapping[str, Any]) -> bool:
-    return subscription.get("name") in PRIVATE_CHANNELS
-
-
-@dataclass
-class Entry:
-    subscription: dict[str, Any]  # normalised, no token
-    pair: str | None
-    live: bool = False
-    wanted: bool = True
-    pending: int = 0  # subscribe requests in flight for this entry
-
-
-class SubscriptionRegistry:
-    """Tracks every ``(subscription, pair)`` the user asked for."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[SubKey, str | None], Entry] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def entry(self, key: SubKey, pair: str | None) -> Entry | None:
-        return self._entries.get((key, pair))
-
-    def live(self) -> list[Entry]:
-        """The entries that would be replayed now: live and still wanted."""
-        return [e for e in self._entries.values() if e.live and e.wanted]
-
-    def subscribe_sent(
-        self, key: SubKey, subscription: dict[str, Any], pairs: Iterable[str | None]
-    ) -> None:
-        """A subscribe request was written (or is about to be)."""
-        for pair in pairs:
-            entry = self._entries.get((key, pair))
-            if entry is None:
-                entry = self._entries[(key, pair)] = Entry(subscription, pair)
-            entry.wanted = True
-            entry.pending += 1
-
-    def subscribe_abandoned(self, key: SubKey, pairs: Iterable[str | None]) -> None:
-        """A subscribe request will never be written (its caller was cancelled)."""
-        for pair in pairs:
-            entry = self._entries.get((key, pair))
-            if entry is not None:
-                entry.pending -= 1
-                self._gc(key, pair, entry)
-
-    def subscribe_settled(self, key: SubKey, pair: str | None, accepted: bool) -> None:
-        """Kraken answered a subscribe (or replay) for ``pair``."""
-        entry = self._entries.get((key, pair))
-        if entry is None:
-            return
-        entry.pending = max(0, entry.pending - 1)
-        if accepted:
-            entry.live = True
-        self._gc(key, pair, entry)
-
-    def replay_failed(self, key: SubKey, pair: str | None) -> None:
-        """Kraken rejected the replay of a live entry: it is gone for good."""
-        self._entries.pop((key, pair), None)
-
-    def unsubscribe(self, key: SubKey, pairs: Iterable[str | None]) -> None:
-        """The user unsubscribed: the entries leave the replay set at once."""
-        for pair in pairs:
-            entry = self._entries.get((key, pair))
-            if entry is not None:
-                entry.wanted = False
-                entry.live = False
-                self._gc(key, pair, entry)
-
-    def connection_lost(self) -> None:
-        """The socket is gone: pending subscribes lost their reply."""
-        for (key, pair), entry in list(self._entries.items()):
-            entry.pending = 0
-            self._gc(key, pair, entry)
-
-    def replay_plan(self) -> list[tuple[dict[str, Any], list[str | None]]]:
-        """Live entries grouped into as few subscribe requests as possible:
-        one per subscription, carrying all its pairs."""
-        groups: dict[SubKey, tuple[dict[str, Any], list[str | None]]] = {}
-        for (key, pair), entry in self._entries.items():
-            if entry.live and entry.wanted:
-                groups.setdefault(key, (entry.subscription, []))[1].append(pair)
-        return list(groups.values())
-
-    def _gc(self, key: SubKey, pair: str | None, entry: Entry) -> None:
-        if entry.pending <= 0 and not (entry.live and entry.wanted):
-            self._entries.pop((key, pair), None)
+__all__ = [
+    "PRIVATE_CHANNELS",
+    "Entry",
+    "EntryState",
+    "SubKey",
+    "SubscriptionRegistry",
+    "channel_name",
+    "is_private",
+    "normalise",
+    "subscription_key",
+]

@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
-from kraky_anyio import Connected, KrakenConnection, MessageStream
+from kraky_anyio import Connected, ConnectionClosedError, KrakenConnection, MessageStream
 from kraky_anyio.testing.server import FakeKrakenServer
+from kraky_anyio.transport import accept_websocket
 
 
 async def next_of(stream: MessageStream, match: Callable[[Any], bool]) -> Any:
@@ -29,3 +36,91 @@ async def drop_and_wait_reconnect(server: FakeKrakenServer, conn: KrakenConnecti
         await next_of(stream, lambda m: isinstance(m, Connected) and m.generation > gen)
     with anyio.fail_after(60):
         await conn.wait_connected()
+
+
+# --------------------------------------------------------------------------- scripted servers
+
+Script = Callable[[anyio.abc.ByteStream], Awaitable[None]]
+
+
+async def kraken_like(stream: anyio.abc.ByteStream, *, drop_after: int | None = None) -> None:
+    """A minimal healthy server: pongs and subscriptionStatus, per pair.
+    With ``drop_after``, the TCP connection is cut after that many requests."""
+    ws = await accept_websocket(stream)
+    seen = 0
+    try:
+        while True:
+            for raw in await ws.receive_batch():
+                msg = json.loads(raw)
+                seen += 1
+                event, reqid = msg.get("event"), msg.get("reqid")
+                if event == "ping":
+                    await ws.send_text(json.dumps({"event": "pong", "reqid": reqid}))
+                elif event in ("subscribe", "unsubscribe"):
+                    status = "subscribed" if event == "subscribe" else "unsubscribed"
+                    for pair in msg.get("pair") or [None]:
+                        out = {"event": "subscriptionStatus", "reqid": reqid, "status": status}
+                        if pair is not None:
+                            out["pair"] = pair
+                        await ws.send_text(json.dumps(out))
+                elif event == "cancelAll":
+                    out = {"event": "cancelAllStatus", "reqid": reqid, "status": "ok", "count": 0}
+                    await ws.send_text(json.dumps(out))
+                if drop_after is not None and seen >= drop_after:
+                    await ws.abort()
+                    return
+    except ConnectionClosedError:
+        pass
+    finally:
+        await ws.abort()
+
+
+async def accept_then_close_glued(stream: anyio.abc.ByteStream) -> None:
+    """Complete the handshake with a close frame in the same write as the 101."""
+    protocol = ServerProtocol()
+    request = None
+    async with stream:
+        while request is None:
+            protocol.receive_data(await stream.receive())
+            request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
+        protocol.send_response(protocol.accept(request))
+        protocol.send_close(1001, "going away")
+        await stream.send(b"".join(protocol.data_to_send()))
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            while await stream.receive():
+                pass
+
+
+async def flood_then_vanish(stream: anyio.abc.ByteStream) -> None:
+    """Send a burst of channel data, then close the TCP connection at once."""
+    ws = await accept_websocket(stream)
+    for i in range(20):
+        await ws.send_text(json.dumps([1, {"c": [str(i), "1"]}, "ticker", "XBT/USD"]))
+    await ws.abort()
+
+
+async def accept_and_never_read(stream: anyio.abc.ByteStream) -> None:
+    """Complete the handshake, then never read or write again."""
+    await accept_websocket(stream)
+    await anyio.sleep_forever()
+
+
+@asynccontextmanager
+async def scripted_server(*scripts: Script) -> AsyncIterator[tuple[str, list[int]]]:
+    """Serve on 127.0.0.1: the n-th connection runs ``scripts[n]`` (the last
+    one for every later connection). Yields the URL and a list of the
+    connection numbers seen so far."""
+    seen: list[int] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        n = len(seen)
+        seen.append(n)
+        with contextlib.suppress(Exception):
+            await scripts[min(n, len(scripts) - 1)](stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"ws://127.0.0.1:{port}", seen
+        tg.cancel_scope.cancel()

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from kraky_anyio.errors import KrakenError, ReplyLostError
+from kraky_anyio.notices import Notice, SubscriptionLost
 from kraky_anyio.protocol import KrakenProtocol, PendingRequest, RequestState
+from kraky_anyio.seam import SendAction
 from kraky_anyio.subscriptions import channel_name
 from kraky_anyio.testing.session import FakeKrakenSession
 
@@ -51,16 +53,23 @@ class RegistryMachine(RuleBasedStateMachine):
     def _new_session(self, pairs: set[str]) -> FakeKrakenSession:
         return FakeKrakenSession(pairs=pairs, first_channel_id=1000 * self.generation)
 
-    def _deliver(self, messages: list[Any]) -> None:
+    def _deliver(self, messages: list[Any]) -> list[Any]:
+        """Feed the protocol; returns the notices its verdict produced."""
         for msg in messages:
             if isinstance(msg, dict) and "reqid" in msg:
                 self.answers[msg["reqid"]] = self.answers.get(msg["reqid"], 0) + 1
-            self.protocol.receive(json.dumps(msg))
+        verdict = self.protocol.receive_frames([json.dumps(m) for m in messages])
+        return [m for m in verdict.messages if isinstance(m, Notice)]
 
     def _send(self, req: PendingRequest) -> list[Any]:
+        """What the shell's writer does: ask the protocol, then write."""
         assert self.session is not None
-        self.protocol.mark_sent(req, self.generation)
-        return self.session.on_text(req.frame, self.now)
+        action = self.protocol.next_to_send(req, self.generation)
+        if action is not SendAction.SEND:
+            assert action is SendAction.SETTLED
+            return []
+        self.protocol.sending(req, self.generation)
+        return self.session.on_text(self.protocol.frame(req), self.now)
 
     def _accepted(self, req: PendingRequest) -> set[Key]:
         return {
@@ -94,6 +103,7 @@ class RegistryMachine(RuleBasedStateMachine):
     )
     def unsubscribe(self, sub: dict[str, Any], pairs: list[str]) -> None:
         req = self.protocol.unsubscribe(sub, pairs, bound_generation=self.generation)
+        assert not req.done
         self._deliver(self._send(req))
         assert req.done
         name = channel_name(sub)
@@ -104,9 +114,10 @@ class RegistryMachine(RuleBasedStateMachine):
         sub=st.sampled_from(SUBS), pairs=st.lists(st.sampled_from(PAIRS), min_size=1, unique=True)
     )
     def unsubscribe_while_disconnected(self, sub: dict[str, Any], pairs: list[str]) -> None:
-        if not self.protocol.unsubscribe_locally(sub, pairs):
+        req = self.protocol.unsubscribe(sub, pairs, connected=False)
+        if not req.done:
             # A subscribe of these entries is queued: the unsubscribe follows it.
-            self.queued.append(self.protocol.unsubscribe(sub, pairs))
+            self.queued.append(req)
         name = channel_name(sub)
         self.expected -= {(name, p) for p in pairs}
 
@@ -126,7 +137,7 @@ class RegistryMachine(RuleBasedStateMachine):
             out = self._send(req)
             self._deliver(out[:replies_delivered])
         else:
-            self.protocol.mark_sent(req, self.generation)
+            self.protocol.sending(req, self.generation)
         complete = req.done
         self.drop()
         # Pairs whose acceptance arrived before the drop are live (replayed on
@@ -157,13 +168,15 @@ class RegistryMachine(RuleBasedStateMachine):
         """A new socket; the server may now reject some pairs (replay fails)."""
         self.session = self._new_session(set(PAIRS) - rejected)
         self.session.on_open(self.now)
-        for req in self.protocol.replay(token=None):
+        plan = self.protocol.replay(token=None)
+        lost = list(plan.notices)
+        for req in plan.requests:
             assert req.event == "subscribe" and req.replay
-            self._deliver(self._send(req))
+            lost += self._deliver(self._send(req))
             assert req.done
         self.expected = {k for k in self.expected if k[1] not in rejected}
-        lost = self.protocol.take_replay_losses()
-        assert {p for _, p, _ in lost} <= rejected
+        assert all(isinstance(n, SubscriptionLost) for n in lost)
+        assert {n.pair for n in lost} <= rejected
         queued, self.queued = self.queued, []
         for req in queued:
             self._deliver(self._send(req))

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from kraky_anyio.errors import KrakenError, OrderOutcomeUnknownError, ReplyLostError
+from kraky_anyio.notices import SubscriptionLost
 from kraky_anyio.protocol import (
     ENVIRONMENTS,
     MAX_REQID,
+    MAX_USER_REQID,
     FrameKind,
     KrakenProtocol,
     PendingRequest,
@@ -27,7 +29,9 @@ from kraky_anyio.protocol import (
     redact,
     resolve_url,
 )
+from kraky_anyio.requests import INTERNAL_REQID_BASE
 from kraky_anyio.subscriptions import subscription_key
+from kraky_anyio.trading import ORDER_REPLY_EVENTS
 
 TOKEN = "SECRET-TOKEN-abc123"
 TICKER = {"name": "ticker"}
@@ -173,7 +177,7 @@ def test_redact_hides_token_at_any_depth_and_does_not_mutate() -> None:
 def test_redact_of_a_request_message_hides_its_token() -> None:
     p = KrakenProtocol()
     req = p.subscribe(OWN_TRADES, token=TOKEN)
-    assert TOKEN in req.frame  # the wire needs it...
+    assert TOKEN in p.frame(req)  # the wire needs it...
     assert TOKEN not in json.dumps(redact(req.message))  # ...the log does not
 
 
@@ -192,17 +196,30 @@ def test_user_reqid_zero_is_kept_and_matches_its_reply() -> None:
     p = KrakenProtocol()
     req = sent(p, p.ping(0))
     assert req.message == {"event": "ping", "reqid": 0}
-    assert req.frame == '{"event":"ping","reqid":0}'
+    assert p.frame(req) == '{"event":"ping","reqid":0}'
     p.receive('{"event":"pong","reqid":0}')
     assert req.done and req.result() == [{"event": "pong", "reqid": 0}]
     assert p.stats.unmatched_replies == 0
 
 
-def test_max_reqid_is_accepted() -> None:
+def test_max_user_reqid_is_accepted() -> None:
     p = KrakenProtocol()
-    req = sent(p, p.ping(MAX_REQID))
-    p.receive(f'{{"event":"pong","reqid":{MAX_REQID}}}')
+    req = sent(p, p.ping(MAX_USER_REQID))
+    p.receive(f'{{"event":"pong","reqid":{MAX_USER_REQID}}}')
     assert req.done and req.error is None
+
+
+def test_internal_requests_never_take_a_user_reqid() -> None:
+    # Regression (12.6): the watchdog's ping held reqid 1 while the server
+    # stalled, so cancel_all(reqid=1) raised "already pending" with nothing sent.
+    p = KrakenProtocol()
+    ping = sent(p, p.liveness_ping())
+    assert ping.reqid >= INTERNAL_REQID_BASE and ping.internal
+    user = p.ping(1)
+    assert user.reqid == 1
+    assert p.ping().reqid == 2  # auto-assigned user reqids stay in the user space
+    with pytest.raises(ValueError, match="library"):
+        p.ping(INTERNAL_REQID_BASE)
 
 
 def test_duplicate_pending_reqid_is_rejected_without_side_effects() -> None:
@@ -234,10 +251,10 @@ def test_reqid_of_wrong_type_is_rejected(bad: Any) -> None:
         p.ping(bad)
 
 
-@pytest.mark.parametrize("bad", [-1, MAX_REQID + 1, 2**70])
+@pytest.mark.parametrize("bad", [-1, MAX_USER_REQID + 1, MAX_REQID, MAX_REQID + 1, 2**70])
 def test_reqid_out_of_range_is_rejected(bad: int) -> None:
     p = KrakenProtocol()
-    with pytest.raises(ValueError, match="between 0 and 2\\*\\*64-1"):
+    with pytest.raises(ValueError, match="between 0 and 2\\*\\*64-2\\*\\*32-1"):
         p.ping(bad)
     with pytest.raises(ValueError):
         p.subscribe(TICKER, "XBT/USD", bad)
@@ -270,14 +287,14 @@ def test_normalise_pairs_rejects_empty_and_bad() -> None:
 def test_subscribe_bare_string_pair_becomes_a_list_on_the_wire() -> None:
     p = KrakenProtocol()
     req = p.subscribe(BOOK, "XBT/USD")
-    assert json.loads(req.frame) == {
+    assert json.loads(p.frame(req)) == {
         "event": "subscribe",
         "reqid": req.reqid,
         "subscription": {"name": "book", "depth": 10},
         "pair": ["XBT/USD"],
     }
     assert req.expected == 1
-    assert req.pairs == ["XBT/USD"]
+    assert req.parts == ["XBT/USD"]
 
 
 @pytest.mark.parametrize(
@@ -333,18 +350,18 @@ def test_private_channel_takes_no_pair() -> None:
 def test_private_subscribe_message_and_token_sources() -> None:
     p = KrakenProtocol()
     req = p.subscribe(OWN_TRADES, token=TOKEN)
-    msg = json.loads(req.frame)
+    msg = json.loads(p.frame(req))
     assert msg == {
         "event": "subscribe",
         "reqid": req.reqid,
         "subscription": {"name": "ownTrades", "token": TOKEN},
     }
-    assert req.pairs == [None] and req.expected == 1
+    assert req.parts == [None] and req.expected == 1
     # A token in the subscription itself is used when none is passed...
     req2 = p.subscribe({"name": "openOrders", "token": "T2"})
-    assert json.loads(req2.frame)["subscription"]["token"] == "T2"
+    assert json.loads(p.frame(req2))["subscription"]["token"] == "T2"
     # ...but the registry never stores it.
-    for entry in p.subscriptions._entries.values():
+    for entry in p.subscriptions.entries():
         assert "token" not in entry.subscription
 
 
@@ -490,8 +507,8 @@ def test_reply_of_the_wrong_event_is_unmatched_and_does_not_settle() -> None:
 def test_order_reply_matching_and_cancel_order_expects_one_reply_per_txid() -> None:
     p = KrakenProtocol()
     req = sent(p, p.order({"event": "cancelOrder", "token": TOKEN, "txid": ["A", "B"]}, 2))
-    assert req.is_order and req.reply_event == "cancelOrderStatus"
-    assert json.loads(req.frame)["reqid"] == req.reqid
+    assert req.event in ORDER_REPLY_EVENTS and req.reply_event == "cancelOrderStatus"
+    assert json.loads(p.frame(req))["reqid"] == req.reqid
     p.receive(status(req, event="cancelOrderStatus", st="ok"))
     assert not req.done
     p.receive(
@@ -645,7 +662,7 @@ def test_connection_lost_fails_sent_requests_with_reply_lost() -> None:
     ping = sent(p, p.ping(), 1)
     queued = p.ping()
     other_gen = sent(p, p.ping(), 2)
-    failed = p.connection_lost(1)
+    failed = p.connection_lost(1).settled
     assert failed == [ping]
     assert ping.done
     with pytest.raises(ReplyLostError) as info:
@@ -681,7 +698,7 @@ def test_connection_lost_settles_unsubscribe_successfully() -> None:
     sub = sent(p, p.subscribe(TICKER, "XBT/USD"))
     p.receive(status(sub, "XBT/USD"))
     unsub = sent(p, p.unsubscribe(TICKER, "XBT/USD"))
-    assert p.connection_lost(1) == []
+    assert p.connection_lost(1).settled == [unsub]
     assert unsub.done and unsub.error is None and unsub.result() == []
     assert live_pairs(p) == set()
     assert p.stats.replies_lost == 0
@@ -693,7 +710,7 @@ def test_connection_lost_drops_pending_subscribes_and_keeps_live_ones() -> None:
     p.receive(status(live, "XBT/USD"))
     half = sent(p, p.subscribe(BOOK, ["XBT/USD", "XBT/EUR"]))
     p.receive(status(half, "XBT/USD"))  # one of two replies
-    failed = p.connection_lost(1)
+    failed = p.connection_lost(1).settled
     assert failed == [half]
     with pytest.raises(ReplyLostError):
         half.result()
@@ -724,7 +741,7 @@ def _make_live(
     p: KrakenProtocol, sub: dict[str, Any], pairs: Any, token: str | None = None
 ) -> None:
     req = sent(p, p.subscribe(sub, pairs, token=token))
-    for pair in req.pairs:
+    for pair in req.parts:
         p.receive(status(req, pair))
     assert req.done and req.error is None
 
@@ -737,8 +754,8 @@ def test_replay_groups_pairs_per_subscription_and_uses_the_fresh_token() -> None
     _make_live(p, {"name": "book", "depth": 25}, "XBT/USD")
     _make_live(p, OWN_TRADES, None, token="OLD-TOKEN")
     p.connection_lost(1)
-    reqs = p.replay("NEW-TOKEN")
-    msgs = [json.loads(r.frame) for r in reqs]
+    reqs = p.replay("NEW-TOKEN").requests
+    msgs = [json.loads(p.frame(r)) for r in reqs]
     assert all(m["event"] == "subscribe" for m in msgs)
     by_sub = {json.dumps(m["subscription"], sort_keys=True): m.get("pair") for m in msgs}
     assert by_sub == {
@@ -747,23 +764,23 @@ def test_replay_groups_pairs_per_subscription_and_uses_the_fresh_token() -> None
         '{"depth": 25, "name": "book"}': ["XBT/USD"],
         '{"name": "ownTrades", "token": "NEW-TOKEN"}': None,
     }
-    assert all("OLD-TOKEN" not in r.frame for r in reqs)
+    assert all("OLD-TOKEN" not in p.frame(r) for r in reqs)
     assert len({r.reqid for r in reqs}) == len(reqs)
     assert all(r.replay and r.internal for r in reqs)
-    assert [r.expected for r in reqs] == [len(r.pairs) for r in reqs]
+    assert [r.expected for r in reqs] == [len(r.parts) for r in reqs]
 
 
 def test_accepted_replay_keeps_entries_live() -> None:
     p = KrakenProtocol()
     _make_live(p, TICKER, ["XBT/USD", "ETH/USD"])
     p.connection_lost(1)
-    (req,) = p.replay(None)
+    (req,) = p.replay(None).requests
     sent(p, req, 2)
-    p.receive(status(req, "XBT/USD"))
-    p.receive(status(req, "ETH/USD"))
+    verdict = p.receive_frames([status(req, "XBT/USD"), status(req, "ETH/USD")])
     assert req.done and req.error is None
+    assert verdict.settled == [req]
     assert live_pairs(p) == {("ticker", "XBT/USD"), ("ticker", "ETH/USD")}
-    assert p.take_replay_losses() == []
+    assert not any(isinstance(m, SubscriptionLost) for m in verdict.messages)
     assert p.stats.unmatched_replies == 0
 
 
@@ -771,22 +788,24 @@ def test_rejected_replay_drops_the_entry_for_good_and_reports_it() -> None:
     p = KrakenProtocol()
     _make_live(p, TICKER, ["XBT/USD", "ETH/USD"])
     p.connection_lost(1)
-    (req,) = p.replay(None)
+    (req,) = p.replay(None).requests
     sent(p, req, 2)
     p.receive(status(req, "XBT/USD"))
-    p.receive(status(req, "ETH/USD", "error", errorMessage="Currency pair not supported"))
+    verdict = p.receive_frames(
+        [status(req, "ETH/USD", "error", errorMessage="Currency pair not supported")]
+    )
     assert req.done
     with pytest.raises(KrakenError):
         req.result()
     assert live_pairs(p) == {("ticker", "XBT/USD")}
-    losses = p.take_replay_losses()
-    assert losses == [({"name": "ticker"}, "ETH/USD", "Currency pair not supported")]
-    assert p.take_replay_losses() == []  # taken once
+    lost = SubscriptionLost({"name": "ticker"}, "ETH/USD", "Currency pair not supported")
+    assert verdict.messages[0] == lost  # the notice comes before the reply itself
+    assert verdict.settled == [req]
     assert p.stats.replay_failures == 1
     # Gone for good: the next replay does not try it again.
     p.connection_lost(2)
-    (again,) = p.replay(None)
-    assert again.pairs == ["XBT/USD"]
+    (again,) = p.replay(None).requests
+    assert again.parts == ["XBT/USD"]
 
 
 def test_private_replay_without_token_is_a_loss() -> None:
@@ -794,10 +813,9 @@ def test_private_replay_without_token_is_a_loss() -> None:
     _make_live(p, OWN_TRADES, None, token=TOKEN)
     _make_live(p, TICKER, "XBT/USD")
     p.connection_lost(1)
-    reqs = p.replay(None)
-    assert [r.key for r in reqs] == [subscription_key(TICKER)]
-    losses = p.take_replay_losses()
-    assert losses == [({"name": "ownTrades"}, None, "no token for replay")]
+    plan = p.replay(None)
+    assert [r.key for r in plan.requests] == [subscription_key(TICKER)]
+    assert plan.notices == [SubscriptionLost({"name": "ownTrades"}, None, "no token for replay")]
     assert live_pairs(p) == {("ticker", "XBT/USD")}
 
 
@@ -805,14 +823,14 @@ def test_replay_lost_with_its_socket_stays_live_for_the_next_one() -> None:
     p = KrakenProtocol()
     _make_live(p, TICKER, "XBT/USD")
     p.connection_lost(1)
-    (req,) = p.replay(None)
+    (req,) = p.replay(None).requests
     sent(p, req, 2)
-    p.connection_lost(2)
+    verdict = p.connection_lost(2)
     with pytest.raises(ReplyLostError):
         req.result()
     assert p.stats.replies_lost == 0  # internal: not the user's loss
     assert live_pairs(p) == {("ticker", "XBT/USD")}
-    assert p.take_replay_losses() == []
+    assert verdict.messages == [] and verdict.settled == [req]
 
 
 # --------------------------------------------------------------------------- abandon / timeout
@@ -822,7 +840,7 @@ def test_abandon_queued_subscribe_rolls_back_the_registry() -> None:
     p = KrakenProtocol()
     req = p.subscribe(TICKER, ["XBT/USD", "ETH/USD"])
     assert len(p.subscriptions) == 2
-    p.abandon(req)
+    p.caller_gone(req)
     assert req.state is RequestState.ABANDONED
     assert p.pending() == []
     assert len(p.subscriptions) == 0
@@ -835,45 +853,26 @@ def test_abandon_queued_resubscribe_keeps_the_live_entry() -> None:
     p = KrakenProtocol()
     _make_live(p, TICKER, "XBT/USD")
     req = p.subscribe(TICKER, "XBT/USD")
-    p.abandon(req)
+    p.caller_gone(req)
     assert live_pairs(p) == {("ticker", "XBT/USD")}
     assert p.subscriptions.entry(req.key, "XBT/USD").pending == 0  # type: ignore[arg-type,union-attr]
 
 
-def test_abandon_of_a_sent_request_does_nothing() -> None:
+def test_caller_gone_after_the_wire_orphans_the_request() -> None:
     p = KrakenProtocol()
     req = sent(p, p.subscribe(TICKER, "XBT/USD"))
-    p.abandon(req)
-    assert req.state is RequestState.SENT
+    p.caller_gone(req)
+    assert req.state is RequestState.ORPHANED
     assert req in p.pending()
     assert p.stats.requests_abandoned == 0
     p.receive(status(req, "XBT/USD"))
     assert live_pairs(p) == {("ticker", "XBT/USD")}
 
 
-def test_abandon_notifies_the_listener() -> None:
-    p = KrakenProtocol()
-    req = p.ping()
-    seen: list[RequestState] = []
-    req.listener = lambda r: seen.append(r.state)
-    p.abandon(req)
-    assert seen == [RequestState.ABANDONED]
-
-
-def test_listener_sees_sent_then_done() -> None:
-    p = KrakenProtocol()
-    req = p.ping()
-    seen: list[RequestState] = []
-    req.listener = lambda r: seen.append(r.state)
-    sent(p, req)
-    p.receive(f'{{"event":"pong","reqid":{req.reqid}}}')
-    assert seen == [RequestState.SENT, RequestState.DONE]
-
-
 def test_late_reply_after_timeout_makes_subscription_live_quietly() -> None:
     p = KrakenProtocol()
     req = sent(p, p.subscribe(TICKER, "XBT/USD"))
-    p.timed_out(req)
+    p.caller_gone(req, timed_out=True)
     assert p.stats.reply_timeouts == 1
     assert not req.done and live_pairs(p) == set()
     p.receive(status(req, "XBT/USD"))
@@ -885,7 +884,7 @@ def test_late_reply_after_timeout_makes_subscription_live_quietly() -> None:
 def test_orphan_reply_lost_is_not_counted_as_the_users_loss() -> None:
     p = KrakenProtocol()
     req = sent(p, p.ping())
-    p.orphan(req)
+    p.caller_gone(req)
     p.connection_lost(1)
     assert p.stats.replies_lost == 0
 
@@ -893,7 +892,7 @@ def test_orphan_reply_lost_is_not_counted_as_the_users_loss() -> None:
 def test_orphan_of_a_queued_request_does_nothing() -> None:
     p = KrakenProtocol()
     req = p.ping()
-    p.orphan(req)
+    p.caller_gone(req)
     assert not req.internal
 
 
@@ -905,7 +904,7 @@ def test_unsubscribe_leaves_the_replay_plan_at_once() -> None:
     _make_live(p, TICKER, ["XBT/USD", "ETH/USD"])
     req = p.unsubscribe(TICKER, "XBT/USD")
     assert live_pairs(p) == {("ticker", "ETH/USD")}  # before anything was sent
-    assert req.expected == 1 and json.loads(req.frame)["event"] == "unsubscribe"
+    assert req.expected == 1 and json.loads(p.frame(req))["event"] == "unsubscribe"
     sent(p, req)
     p.receive(status(req, "XBT/USD", "unsubscribed"))
     assert req.done and req.error is None
@@ -930,13 +929,13 @@ def test_unsubscribe_while_replay_in_flight_is_not_undone() -> None:
     p = KrakenProtocol()
     _make_live(p, TICKER, "XBT/USD")
     p.connection_lost(1)
-    (replay,) = p.replay(None)
+    (replay,) = p.replay(None).requests
     sent(p, replay, 2)
     p.unsubscribe(TICKER, "XBT/USD")
     p.receive(status(replay, "XBT/USD"))
     assert p.subscriptions.replay_plan() == []
-    p.receive(status(replay, "XBT/USD", "error"))  # nothing to lose either
-    assert p.take_replay_losses() == []
+    verdict = p.receive_frames([status(replay, "XBT/USD", "error")])  # nothing to lose either
+    assert not any(isinstance(m, SubscriptionLost) for m in verdict.messages)
 
 
 def test_rejected_unsubscribe_raises_and_stays_out_of_the_plan() -> None:

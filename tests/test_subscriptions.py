@@ -27,7 +27,7 @@ def state(reg: SubscriptionRegistry, key: str, pair: str | None) -> str:
     e = reg.entry(key, pair)
     if e is None:
         return "absent"
-    if e.live and e.wanted:
+    if e.live:
         return "live"
     return f"pending{e.pending}"
 
