@@ -352,16 +352,11 @@ async def test_cancelling_connect_closes_the_connection(
     assert "abandoned" in warnings.records[-1].getMessage()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs core (issue 15.3): a token inside the subscription dict is used for the replay",
-)
 async def test_private_subscription_with_the_token_inside_survives_a_reconnect(
     server: FakeKrakenServer,
 ) -> None:
-    """kraky's only way to subscribe to a private feed. The first socket
-    works today; the replay needs the core to remember the token."""
+    """kraky's only way to subscribe to a private feed: the token inside the
+    subscription dict is remembered for the replay."""
     client = KrakyWsClient(server.url)
     inbox = Inbox()
     async with anyio.create_task_group() as tg:
