@@ -95,6 +95,18 @@ def _tail(timestamp: str | None) -> str:
     return "" if timestamp is None else f',"timestamp":{_json_str(timestamp)}'
 
 
+def _checked_frame_args(kind: str, price_precision: int, qty_precision: int) -> tuple[int, int]:
+    """The precisions a book or level3 frame writes its numbers at; raise
+    :class:`ValueError` for a bad kind or precision, :class:`TypeError` for none."""
+    if kind not in ("snapshot", "update"):
+        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
+    pp = check_precision(price_precision, "price_precision")
+    qp = check_precision(qty_precision, "qty_precision")
+    if pp is None or qp is None:
+        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    return pp, qp
+
+
 def book_frame(
     kind: str,
     symbol: str,
@@ -112,12 +124,7 @@ def book_frame(
     qty 0 to delete); ``checksum`` is :func:`book_checksum` of the book after
     them. Raises :class:`ValueError` for a bad kind, precision or number.
     """
-    if kind not in ("snapshot", "update"):
-        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
-    pp = check_precision(price_precision, "price_precision")
-    qp = check_precision(qty_precision, "qty_precision")
-    if pp is None or qp is None:
-        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    pp, qp = _checked_frame_args(kind, price_precision, qty_precision)
 
     def side(levels: Iterable[Level]) -> str:
         return ",".join(
@@ -145,12 +152,7 @@ def level3_frame(
     """A ``level3`` frame. A snapshot's orders are ``(order_id, limit_price,
     order_qty, timestamp)``; an update's are ``(event, order_id, limit_price,
     order_qty, timestamp)`` with ``event`` ``add``/``modify``/``delete``."""
-    if kind not in ("snapshot", "update"):
-        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
-    pp = check_precision(price_precision, "price_precision")
-    qp = check_precision(qty_precision, "qty_precision")
-    if pp is None or qp is None:
-        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    pp, qp = _checked_frame_args(kind, price_precision, qty_precision)
     update = kind == "update"
 
     def order(item: Sequence[object]) -> str:
