@@ -26,7 +26,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, Final, Generic, TypeVar
+from typing import ClassVar, Final, Generic, NoReturn, TypeVar
 from zlib import crc32
 
 from ..book.checksums import CHECKSUM_DEPTH, MAX_CHECKSUM, v2_fragment
@@ -174,7 +174,7 @@ class SymbolBook(Generic[_Entry]):
     the precisions its numbers render at, and the checksum verdict of each entry.
 
     A subclass sets ``_CHANNEL``/``_DEPTHS``, keeps its sides and implements
-    :meth:`feed_entry` and :attr:`checksum`.
+    :meth:`feed_entry` and ``checksum``.
     """
 
     __slots__ = ("_depth", "_pp", "_qp", "_symbol", "_valid", "_version")
@@ -199,6 +199,7 @@ class SymbolBook(Generic[_Entry]):
         self._version = 0
 
     def feed_entry(self, kind: str, entry: _Entry) -> Verdict:
+        """Apply one entry of a ``kind`` (``snapshot``/``update``) message: the subclass's."""
         raise NotImplementedError
 
     def _feed_all(self, kind: str, entries: list[_Entry]) -> Verdict:
@@ -226,30 +227,21 @@ class SymbolBook(Generic[_Entry]):
             f"{self._CHANNEL} message type must be snapshot or update, got {kind!r:.80}"
         )
 
-    def _refuse_unless_valid(self) -> None:
-        """Raise :class:`BookError` while an update cannot apply: no snapshot since the
-        last reset or mismatch."""
-        if not self._valid:
-            book = "book" if self._CHANNEL == "book" else f"{self._CHANNEL} book"
-            raise BookError(
-                f"{self._symbol} {book} is not valid (no snapshot yet, reset, or a "
-                "checksum mismatch): updates are refused until a new snapshot"
-            )
+    def _refuse_update(self) -> NoReturn:
+        """Raise :class:`BookError` for an update while the book is not valid."""
+        book = "book" if self._CHANNEL == "book" else f"{self._CHANNEL} book"
+        raise BookError(
+            f"{self._symbol} {book} is not valid (no snapshot yet, reset, or a "
+            "checksum mismatch): updates are refused until a new snapshot"
+        )
 
-    def _verdict(self, expected: int, update: bool) -> Verdict:
-        """Count the change, then compare the checksum: the book is valid while they match."""
-        self._version += 1
-        computed = self.checksum
+    def _verdict(self, expected: int, computed: int, update: bool) -> Verdict:
+        """The verdict on a changed book whose checksum is ``computed``: valid while they match."""
         if computed != expected:
             self._valid = False
             return Verdict(Outcome.MISMATCH, expected, computed)
         self._valid = True
         return _UPDATED if update else _SNAPSHOT
-
-    @property
-    def checksum(self) -> int:
-        """Kraken's checksum of the current book (top 10 of each side)."""
-        raise NotImplementedError
 
     @property
     def symbol(self) -> str:
@@ -334,7 +326,8 @@ class Book(SymbolBook[BookEntry]):
         new_bids = _prepare(entry.bids, True, pp, qp) if entry.bids else None
         update = self._is_update(kind)
         if update:
-            self._refuse_unless_valid()
+            if not self._valid:
+                self._refuse_update()
             asks, bids = self._asks, self._bids
         else:
             asks, bids = _Side(is_bids=False), _Side(is_bids=True)
@@ -343,7 +336,8 @@ class Book(SymbolBook[BookEntry]):
         if new_bids:
             bids.apply(new_bids, depth)
         self._asks, self._bids = asks, bids
-        verdict = self._verdict(expected, update)
+        self._version += 1
+        verdict = self._verdict(expected, crc32(bids.top_bytes(), crc32(asks.top_bytes())), update)
         if verdict is _UPDATED:
             self._updates += 1
         return verdict

@@ -190,12 +190,14 @@ class Level3Book(SymbolBook[Level3Entry]):
         for order in (*entry.asks, *entry.bids):
             _check_order(order, update)
         if update:
-            self._refuse_unless_valid()
+            if not self._valid:
+                self._refuse_update()
         else:
             self._asks, self._bids = _Side(is_bids=False), _Side(is_bids=True)
         self._asks.apply(entry.asks, self._depth, update)
         self._bids.apply(entry.bids, self._depth, update)
-        return self._verdict(expected, update)
+        self._version += 1
+        return self._verdict(expected, self.checksum, update)
 
     def set_precision(self, price_precision: int | None, qty_precision: int | None) -> None:
         """Render numbers at these precisions from now on; raises :class:`ValueError`."""
