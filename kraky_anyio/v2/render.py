@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import islice
 from zlib import crc32
 
-from ..book.checksums import CHECKSUM_DEPTH, number_text
+from ..book.checksums import CHECKSUM_DEPTH, decimal_digits, number_text
 from .book import check_precision
 
 __all__ = [
@@ -53,8 +53,9 @@ def wire_number(value: object, places: int) -> str:
     return number_text(exact, places)
 
 
-def _frag(text: str) -> bytes:
-    return text.replace(".", "", 1).lstrip("0").encode("ascii")
+def _fragment(value: Decimal, places: int) -> bytes:
+    """The checksum text of a number as the frame writes it."""
+    return decimal_digits(wire_number(value, places))
 
 
 def book_checksum(
@@ -62,7 +63,7 @@ def book_checksum(
 ) -> int:
     """Kraken's v2 L2 checksum of best-first levels written at the pair's precision."""
     parts = [
-        _frag(wire_number(price, price_precision)) + _frag(wire_number(qty, qty_precision))
+        _fragment(price, price_precision) + _fragment(qty, qty_precision)
         for side in (asks, bids)
         for price, qty in islice(side, CHECKSUM_DEPTH)
     ]
@@ -77,7 +78,7 @@ def level3_checksum(
 ) -> int:
     """Kraken's L3 checksum: best-first price levels, each a queue of orders."""
     parts = [
-        _frag(wire_number(order[1], price_precision)) + _frag(wire_number(order[2], qty_precision))
+        _fragment(order[1], price_precision) + _fragment(order[2], qty_precision)
         for side in (asks, bids)
         for queue in islice(side, CHECKSUM_DEPTH)
         for order in queue
