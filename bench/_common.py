@@ -8,6 +8,7 @@ deadline, and :class:`Procs` terminates it on any error or Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +383,22 @@ def timed(label: str) -> Iterator[None]:
     t = time.monotonic()
     yield
     print(f"({label}: {time.monotonic() - t:.1f} s)", flush=True)
+
+
+def repeat_from_args(argv: list[str] | None, description: str, default: int) -> int:
+    """Parse a micro-benchmark's ``--repeat N`` and ``--smoke`` (one run, for CI)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeat", type=int, default=default, help="runs per case (best is kept)")
+    parser.add_argument("--smoke", action="store_true", help="a single fast run, for CI")
+    args = parser.parse_args(argv)
+    return 1 if args.smoke else max(1, args.repeat)
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    """The fastest of ``repeat`` calls of ``run``, in seconds (``time.perf_counter``)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best

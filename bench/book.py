@@ -19,15 +19,14 @@ its numbers mean little.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import best_of, repeat_from_args  # noqa: E402
 
 from kraky_anyio.book import FeedResult, OrderBook  # noqa: E402
 
@@ -43,21 +42,8 @@ def load_frames() -> tuple[str, list[str]]:
     return snapshot, updates
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=50, help="runs per case (best is kept)")
-    parser.add_argument("--smoke", action="store_true", help="a single fast run, for CI")
-    args = parser.parse_args(argv)
-    repeat = 1 if args.smoke else max(1, args.repeat)
+    repeat = repeat_from_args(argv, __doc__.split("\n\n")[0], default=50)
 
     snapshot, updates = load_frames()
     loads = json.loads

@@ -21,10 +21,8 @@ the best of ``--repeat`` runs:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
+from _common import best_of, repeat_from_args  # noqa: E402
 
 from kraky_anyio.protocol import decode as v1_decode  # noqa: E402
 from kraky_anyio.v2 import decode  # noqa: E402
@@ -105,21 +104,8 @@ def read_typed(msg: Any) -> object:
     return last
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=30, help="runs per case (best is kept)")
-    parser.add_argument("--smoke", action="store_true", help="a single fast run, for CI")
-    args = parser.parse_args(argv)
-    repeat = 1 if args.smoke else max(1, args.repeat)
+    repeat = repeat_from_args(argv, __doc__.split("\n\n")[0], default=30)
 
     book_frames = load_book_frames()
     sets = {

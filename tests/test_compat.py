@@ -102,6 +102,21 @@ def trade_data(pair: str) -> Callable[[Any], bool]:
     return lambda m: isinstance(m, list) and m[-2] == "trade" and m[-1] == pair
 
 
+async def ping_into_a_stall(
+    client: KrakyWsClient, server: FakeKrakenServer, *, answered: int, stalled: int
+) -> None:
+    """Ping (the server reads it), stall the server, ping again: that reply never comes."""
+    await client.ping(reqid=answered)
+    await server.wait_for_received(has_reqid(answered))
+    server.stall(True)
+    await client.ping(reqid=stalled)
+    await server.wait_for_received(has_reqid(stalled))
+
+
+def has_reqid(reqid: int) -> Callable[[Any], bool]:
+    return lambda f: isinstance(f, dict) and f.get("reqid") == reqid
+
+
 async def test_handler_gets_decoded_messages_and_disconnect_ends_connect(
     server: FakeKrakenServer,
 ) -> None:
@@ -159,13 +174,13 @@ async def test_a_name_can_connect_again_after_disconnect(server: FakeKrakenServe
     async with anyio.create_task_group() as tg:
         tg.start_soon(client.connect, None)
         await client.ping(reqid=1)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 1)
+        await server.wait_for_received(has_reqid(1))
         with pytest.raises(ValueError, match="already open"):
             await client.connect(None)
         await client.disconnect()
         tg.start_soon(client.connect, None)
         await client.ping(reqid=2)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 2)
+        await server.wait_for_received(has_reqid(2))
         await client.disconnect()
     assert [f["reqid"] for f in frames(server, "ping")] == [1, 2]
 
@@ -194,11 +209,7 @@ async def test_disconnect_abandons_pending_requests_visibly(
     client = KrakyWsClient(server.url)
     async with anyio.create_task_group() as tg:
         tg.start_soon(client.connect, None)
-        await client.ping(reqid=5)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 5)
-        server.stall(True)
-        await client.ping(reqid=6)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 6)
+        await ping_into_a_stall(client, server, answered=5, stalled=6)
         await client.disconnect()
     assert client.failed_requests == 1
     assert "ping on connection 'main' abandoned" in warnings.records[-1].getMessage()
@@ -213,7 +224,7 @@ async def test_orders_go_out_with_krakys_positional_arguments(
         tg.start_soon(client.connect, inbox)
         # kraky's order: token, pair, type, ordertype, volume, price, ...
         await client.add_order(TOKEN, "XBT/USD", "buy", "limit", 0.01, 25000.5, reqid=10)
-        add = await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 10)
+        add = await server.wait_for_received(has_reqid(10))
         (txid,) = [order.txid for order in engine.open_orders()]
         await client.edit_order(TOKEN, [txid], "XBT/USD", None, "25001", validate="false", reqid=11)
         await client.cancel_all_orders_after(TOKEN, 60.0, reqid=12)
@@ -340,11 +351,7 @@ async def test_cancelling_connect_closes_the_connection(
     client = KrakyWsClient(server.url)
     async with anyio.create_task_group() as tg:
         tg.start_soon(client.connect, None)
-        await client.ping(reqid=3)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 3)
-        server.stall(True)
-        await client.ping(reqid=4)
-        await server.wait_for_received(lambda f: isinstance(f, dict) and f.get("reqid") == 4)
+        await ping_into_a_stall(client, server, answered=3, stalled=4)
         tg.cancel_scope.cancel()
     assert client.connections == {}
     await server.wait_for(lambda: not server.sessions)

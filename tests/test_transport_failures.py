@@ -216,12 +216,36 @@ async def answering(answer: bytes) -> AsyncIterator[str]:
         await stream.send(answer)
         await anyio.sleep_forever()
 
+    async with tcp_server(handle) as url:
+        yield url
+
+
+@asynccontextmanager
+async def tcp_server(
+    handle: Callable[[anyio.abc.SocketStream], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """Serve ``handle`` on a local TCP port; yield its ``ws://`` URL, cancel it on exit."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
         yield f"ws://127.0.0.1:{port}"
         tg.cancel_scope.cancel()
+
+
+def switching_protocols(request: bytes) -> bytes:
+    """The 101 that accepts the raw upgrade ``request``."""
+    key = next(
+        line.split(b": ")[1]
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+        + accept_key(key.decode()).encode()
+        + b"\r\n\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,30 +279,16 @@ async def test_frames_glued_to_the_101_take_the_fast_path_boundary() -> None:
     answered = anyio.Event()
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
-        request = await stream.receive()
-        key = next(
-            line.split(b": ")[1]
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        answer = (
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + accept_key(key.decode()).encode()
-            + b"\r\n\r\n"
-        )
+        answer = switching_protocols(await stream.receive())
         await stream.send(answer + text(b'"a"') + ping(b"x") + text(b'"b"')[:2])
         await stream.send(text(b'"b"')[2:])
         got.append(await stream.receive())
         answered.set()
         await anyio.sleep_forever()
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
+    async with tcp_server(handle) as url:
         with anyio.fail_after(10):
-            ws = await connect_websocket(f"ws://127.0.0.1:{port}")
+            ws = await connect_websocket(url)
             msgs = await ws.receive_batch()
             if msgs == ['"a"']:
                 msgs += await ws.receive_batch()
@@ -286,7 +296,6 @@ async def test_frames_glued_to_the_101_take_the_fast_path_boundary() -> None:
             await answered.wait()
         assert got[0][:2] == b"\x8a\x81"  # a masked pong of one byte
         await ws.abort()
-        tg.cancel_scope.cancel()
 
 
 # -- 11.14: the default TLS context is built once -------------------------------
@@ -345,17 +354,8 @@ async def test_open_kraken_drops_a_deaf_ping_flooding_server_and_reconnects() ->
     async def handle(stream: anyio.abc.SocketStream) -> None:
         nonlocal sockets
         sockets += 1
-        request = await stream.receive()
-        key = next(
-            line.split(b": ")[1]
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
         await stream.send(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-            + accept_key(key.decode()).encode()
-            + b"\r\n\r\n"
+            switching_protocols(await stream.receive())
             + text(b'{"event":"systemStatus","status":"online"}')
         )
         if sockets == 1:
@@ -367,22 +367,17 @@ async def test_open_kraken_drops_a_deaf_ping_flooding_server_and_reconnects() ->
                     await stream.send(flood)
         await anyio.sleep_forever()
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle)
-        async with open_kraken(f"ws://127.0.0.1:{port}") as conn, conn.messages() as stream:
-            with anyio.fail_after(300):
-                async for msg in stream:
-                    if isinstance(msg, Disconnected):
-                        assert msg.generation == 1
-                        # Whichever deadline fires first names the stuck send:
-                        # the watchdog's ping (ping_timeout) or the transport's
-                        # own send deadline.
-                        assert (
-                            "did not complete within" in msg.reason
-                            or "could not be sent within" in msg.reason
-                        ), msg.reason
-                    if isinstance(msg, Connected) and msg.generation == 2:
-                        break
-        tg.cancel_scope.cancel()
+    async with tcp_server(handle) as url, open_kraken(url) as conn, conn.messages() as stream:
+        with anyio.fail_after(300):
+            async for msg in stream:
+                if isinstance(msg, Disconnected):
+                    assert msg.generation == 1
+                    # Whichever deadline fires first names the stuck send:
+                    # the watchdog's ping (ping_timeout) or the transport's
+                    # own send deadline.
+                    assert (
+                        "did not complete within" in msg.reason
+                        or "could not be sent within" in msg.reason
+                    ), msg.reason
+                if isinstance(msg, Connected) and msg.generation == 2:
+                    break

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_CHECKSUM",
     "checksum",
     "checksum_value",
+    "decimal_digits",
     "describe",
     "fragment",
     "number_text",
@@ -134,9 +135,14 @@ def number_text(value: Decimal, places: int | None = None) -> str:
     return text
 
 
+def decimal_digits(text: str) -> bytes:
+    """A v2 number's decimal text as the checksum takes it: the '.' removed, leading 0s stripped."""
+    return text.replace(".", "", 1).lstrip("0").encode("ascii")
+
+
 def v2_fragment(value: Decimal, places: int | None = None) -> bytes:
-    """The v2 checksum fragment of one number: :func:`number_text` without '.' and leading 0s."""
-    return number_text(value, places).replace(".", "", 1).lstrip("0").encode("ascii")
+    """The v2 checksum fragment of one number: :func:`decimal_digits` of :func:`number_text`."""
+    return decimal_digits(number_text(value, places))
 
 
 def v2_checksum(

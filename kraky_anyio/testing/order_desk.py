@@ -119,6 +119,14 @@ class OrderDesk:
             raise RequestError(ERR_ORDER_MINIMUM)
         return volume
 
+    @staticmethod
+    def _check_price(value: object) -> tuple[Decimal, str]:
+        """A limit price and its text as sent (kept for the order's ``descr``)."""
+        price = checks.decimal_arg(value)
+        if price is None or price <= 0:
+            raise invalid("price")
+        return price, str(value)  # a str: decimal_arg takes nothing else
+
     def add_order(
         self,
         session: FakeKrakenSession,
@@ -137,10 +145,7 @@ class OrderDesk:
         price: Decimal | None = None
         price_text: str | None = None
         if ordertype == "limit":
-            price = checks.decimal_arg(request.get("price"))
-            if price is None or price <= 0:
-                raise invalid("price")
-            price_text = request["price"]
+            price, price_text = self._check_price(request.get("price"))
         volume = self._check_volume(pair, request.get("volume"))
         if ordertype == "market":
             if session.status == "post_only":
@@ -197,10 +202,7 @@ class OrderDesk:
             volume = self._check_volume(pair, request["volume"])
         price, price_text = original.price, original.price_text
         if "price" in request:
-            price = checks.decimal_arg(request["price"])
-            if price is None or price <= 0:
-                raise invalid("price")
-            price_text = request["price"]
+            price, price_text = self._check_price(request["price"])
         userref = original.userref
         if "newuserref" in request:
             userref = checks.userref(request["newuserref"], "newuserref")

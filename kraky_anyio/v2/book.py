@@ -26,15 +26,15 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import ClassVar, Final, Generic, NoReturn, TypeVar
 from zlib import crc32
 
 from ..book.checksums import CHECKSUM_DEPTH, MAX_CHECKSUM, v2_fragment
 from ..errors import BookError
-from .messages import BookEntry, BookLevel, BookMessage, Message
+from .messages import BookEntry, BookLevel, BookMessage, Level3Entry, Message
 from .params import BOOK_DEPTHS
 
-__all__ = ["Book", "Outcome", "Verdict", "check_checksum", "check_precision"]
+__all__ = ["Book", "Outcome", "SymbolBook", "Verdict", "check_checksum", "check_precision"]
 
 
 class Outcome(enum.Enum):
@@ -166,7 +166,103 @@ class _Side:
         self.top = None
 
 
-class Book:
+_Entry = TypeVar("_Entry", BookEntry, Level3Entry)
+
+
+class SymbolBook(Generic[_Entry]):
+    """What the L2 :class:`Book` and the L3 book share: one symbol at one depth,
+    the precisions its numbers render at, and the checksum verdict of each entry.
+
+    A subclass sets ``_CHANNEL``/``_DEPTHS``, keeps its sides and implements
+    :meth:`feed_entry` and ``checksum``.
+    """
+
+    __slots__ = ("_depth", "_pp", "_qp", "_symbol", "_valid", "_version")
+
+    _CHANNEL: ClassVar[str]  # the channel's name, for error texts
+    _DEPTHS: ClassVar[tuple[int, ...]]
+
+    def __init__(
+        self, symbol: str, depth: int, price_precision: int | None, qty_precision: int | None
+    ) -> None:
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError(f"symbol must be a non-empty str, got {symbol!r:.80}")
+        if type(depth) is not int or depth not in self._DEPTHS:
+            raise ValueError(
+                f"{self._CHANNEL} depth must be one of {self._DEPTHS}, got {depth!r:.80}"
+            )
+        self._symbol = symbol
+        self._depth = depth
+        self._pp = check_precision(price_precision, "price_precision")
+        self._qp = check_precision(qty_precision, "qty_precision")
+        self._valid = False
+        self._version = 0
+
+    def feed_entry(self, kind: str, entry: _Entry) -> Verdict:
+        """Apply one entry of a ``kind`` (``snapshot``/``update``) message: the subclass's."""
+        raise NotImplementedError
+
+    def _feed_all(self, kind: str, entries: list[_Entry]) -> Verdict:
+        verdict = _IGNORED
+        for entry in entries:
+            if entry.symbol == self._symbol:
+                verdict = self.feed_entry(kind, entry)
+                if verdict.outcome is Outcome.MISMATCH:
+                    break
+        return verdict
+
+    def _checked(self, entry: _Entry) -> int:
+        """The entry's checksum, after checking that both it and the symbol are this book's."""
+        if entry.symbol != self._symbol:
+            raise BookError(f"entry for {entry.symbol!r:.80} fed to the {self._symbol} book")
+        return check_checksum(entry.checksum)
+
+    def _is_update(self, kind: str) -> bool:
+        """True for ``update``, False for ``snapshot``; raise :class:`BookError` otherwise."""
+        if kind == "update":
+            return True
+        if kind == "snapshot":
+            return False
+        raise BookError(
+            f"{self._CHANNEL} message type must be snapshot or update, got {kind!r:.80}"
+        )
+
+    def _refuse_update(self) -> NoReturn:
+        """Raise :class:`BookError` for an update while the book is not valid."""
+        book = "book" if self._CHANNEL == "book" else f"{self._CHANNEL} book"
+        raise BookError(
+            f"{self._symbol} {book} is not valid (no snapshot yet, reset, or a "
+            "checksum mismatch): updates are refused until a new snapshot"
+        )
+
+    def _verdict(self, expected: int, computed: int, update: bool) -> Verdict:
+        """The verdict on a changed book whose checksum is ``computed``: valid while they match."""
+        if computed != expected:
+            self._valid = False
+            return Verdict(Outcome.MISMATCH, expected, computed)
+        self._valid = True
+        return _UPDATED if update else _SNAPSHOT
+
+    @property
+    def symbol(self) -> str:
+        return self._symbol
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def valid(self) -> bool:
+        """True from a matching snapshot until a mismatch or a reset."""
+        return self._valid
+
+    @property
+    def version(self) -> int:
+        """Grows on every change: compare to coalesce."""
+        return self._version
+
+
+class Book(SymbolBook[BookEntry]):
     """The L2 book of one symbol on the v2 ``book`` channel at one ``depth``.
 
     ``price_precision``/``qty_precision`` are the pair's (from the
@@ -175,18 +271,10 @@ class Book:
     ``version`` grows on every change; ``updates`` and ``resyncs`` only grow.
     """
 
-    __slots__ = (
-        "_asks",
-        "_bids",
-        "_depth",
-        "_pp",
-        "_qp",
-        "_resyncs",
-        "_symbol",
-        "_updates",
-        "_valid",
-        "_version",
-    )
+    __slots__ = ("_asks", "_bids", "_resyncs", "_updates")
+
+    _CHANNEL = BookMessage.channel
+    _DEPTHS = BOOK_DEPTHS
 
     def __init__(
         self,
@@ -198,18 +286,9 @@ class Book:
     ) -> None:
         """Raise :class:`ValueError` for an empty symbol, a depth not in
         :data:`~kraky_anyio.v2.params.BOOK_DEPTHS`, or a bad precision."""
-        if not isinstance(symbol, str) or not symbol:
-            raise ValueError(f"symbol must be a non-empty str, got {symbol!r:.80}")
-        if type(depth) is not int or depth not in BOOK_DEPTHS:
-            raise ValueError(f"book depth must be one of {BOOK_DEPTHS}, got {depth!r:.80}")
-        self._symbol = symbol
-        self._depth = depth
-        self._pp = check_precision(price_precision, "price_precision")
-        self._qp = check_precision(qty_precision, "qty_precision")
+        super().__init__(symbol, depth, price_precision, qty_precision)
         self._asks = _Side(is_bids=False)
         self._bids = _Side(is_bids=True)
-        self._valid = False
-        self._version = 0
         self._updates = 0
         self._resyncs = 0
 
@@ -232,13 +311,7 @@ class Book:
         """
         if type(message) is not BookMessage:
             return _IGNORED
-        verdict = _IGNORED
-        for entry in message.data:
-            if entry.symbol == self._symbol:
-                verdict = self.feed_entry(message.type, entry)
-                if verdict.outcome is Outcome.MISMATCH:
-                    break
-        return verdict
+        return self._feed_all(message.type, message.data)
 
     def feed_entry(self, kind: str, entry: BookEntry) -> Verdict:
         """Apply one entry of a message of type ``kind`` (``snapshot``/``update``).
@@ -247,38 +320,27 @@ class Book:
         unknown ``kind``, a malformed level or checksum, or an update while
         the book is not valid (no snapshot yet, or after a mismatch).
         """
-        if entry.symbol != self._symbol:
-            raise BookError(f"entry for {entry.symbol!r:.80} fed to the {self._symbol} book")
-        expected = check_checksum(entry.checksum)
+        expected = self._checked(entry)
         depth, pp, qp = self._depth, self._pp, self._qp
         new_asks = _prepare(entry.asks, False, pp, qp) if entry.asks else None
         new_bids = _prepare(entry.bids, True, pp, qp) if entry.bids else None
-        if kind == "update":
+        update = self._is_update(kind)
+        if update:
             if not self._valid:
-                raise BookError(
-                    f"{self._symbol} book is not valid (no snapshot yet, reset, or a "
-                    "checksum mismatch): updates are refused until a new snapshot"
-                )
+                self._refuse_update()
             asks, bids = self._asks, self._bids
-        elif kind == "snapshot":
-            asks, bids = _Side(is_bids=False), _Side(is_bids=True)
         else:
-            raise BookError(f"book message type must be snapshot or update, got {kind!r:.80}")
+            asks, bids = _Side(is_bids=False), _Side(is_bids=True)
         if new_asks:
             asks.apply(new_asks, depth)
         if new_bids:
             bids.apply(new_bids, depth)
         self._asks, self._bids = asks, bids
         self._version += 1
-        computed = crc32(bids.top_bytes(), crc32(asks.top_bytes()))
-        if computed != expected:
-            self._valid = False
-            return Verdict(Outcome.MISMATCH, expected, computed)
-        self._valid = True
-        if kind == "update":
+        verdict = self._verdict(expected, crc32(bids.top_bytes(), crc32(asks.top_bytes())), update)
+        if verdict is _UPDATED:
             self._updates += 1
-            return _UPDATED
-        return _SNAPSHOT
+        return verdict
 
     def set_precision(self, price_precision: int | None, qty_precision: int | None) -> None:
         """Render the book's numbers at these precisions from now on (e.g. from ``instrument``).
@@ -300,24 +362,6 @@ class Book:
             self._resyncs += 1
 
     # -- reading -----------------------------------------------------------
-
-    @property
-    def symbol(self) -> str:
-        return self._symbol
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
-    def valid(self) -> bool:
-        """True from a matching snapshot until a mismatch or :meth:`reset`."""
-        return self._valid
-
-    @property
-    def version(self) -> int:
-        """Grows on every change: compare to coalesce."""
-        return self._version
 
     @property
     def updates(self) -> int:

@@ -29,15 +29,13 @@ from zlib import crc32
 
 from ..book.checksums import CHECKSUM_DEPTH, v2_fragment
 from ..errors import BookError
-from .book import Outcome, Verdict, check_checksum, check_precision
+from .book import Outcome, SymbolBook, Verdict, check_precision
 from .messages import BookLevel, Level3Entry, Level3Message, Level3Order, Message
 from .params import LEVEL3_DEPTHS
 
 __all__ = ["Level3Book", "PriceLevel"]
 
 _EVENTS: Final = frozenset({"add", "modify", "delete"})
-_SNAPSHOT: Final = Verdict(Outcome.SNAPSHOT)
-_UPDATED: Final = Verdict(Outcome.UPDATED)
 _IGNORED: Final = Verdict(Outcome.IGNORED)
 
 
@@ -151,7 +149,7 @@ class _Side:
         )
 
 
-class Level3Book:
+class Level3Book(SymbolBook[Level3Entry]):
     """The L3 book of one symbol on the v2 ``level3`` channel at one ``depth``.
 
     Same interface as :class:`~kraky_anyio.v2.book.Book` (``feed`` returns a
@@ -160,7 +158,10 @@ class Level3Book:
     :meth:`l2_asks`/:meth:`l2_bids`.
     """
 
-    __slots__ = ("_asks", "_bids", "_depth", "_pp", "_qp", "_symbol", "_valid", "_version")
+    __slots__ = ("_asks", "_bids")
+
+    _CHANNEL = Level3Message.channel
+    _DEPTHS = LEVEL3_DEPTHS
 
     def __init__(
         self,
@@ -172,58 +173,31 @@ class Level3Book:
     ) -> None:
         """Raise :class:`ValueError` for an empty symbol, a depth not in
         :data:`~kraky_anyio.v2.params.LEVEL3_DEPTHS`, or a bad precision."""
-        if not isinstance(symbol, str) or not symbol:
-            raise ValueError(f"symbol must be a non-empty str, got {symbol!r:.80}")
-        if type(depth) is not int or depth not in LEVEL3_DEPTHS:
-            raise ValueError(f"level3 depth must be one of {LEVEL3_DEPTHS}, got {depth!r:.80}")
-        self._symbol = symbol
-        self._depth = depth
-        self._pp = check_precision(price_precision, "price_precision")
-        self._qp = check_precision(qty_precision, "qty_precision")
+        super().__init__(symbol, depth, price_precision, qty_precision)
         self._asks = _Side(is_bids=False)
         self._bids = _Side(is_bids=True)
-        self._valid = False
-        self._version = 0
 
     def feed(self, message: Message) -> Verdict:
         """Apply every entry of ``message`` for this symbol; see :meth:`Book.feed`."""
         if type(message) is not Level3Message:
             return _IGNORED
-        verdict = _IGNORED
-        for entry in message.data:
-            if entry.symbol == self._symbol:
-                verdict = self.feed_entry(message.type, entry)
-                if verdict.outcome is Outcome.MISMATCH:
-                    break
-        return verdict
+        return self._feed_all(message.type, message.data)
 
     def feed_entry(self, kind: str, entry: Level3Entry) -> Verdict:
         """Apply one entry; raises :class:`BookError` as :meth:`Book.feed_entry` does."""
-        if entry.symbol != self._symbol:
-            raise BookError(f"entry for {entry.symbol!r:.80} fed to the {self._symbol} book")
-        expected = check_checksum(entry.checksum)
-        update = kind == "update"
-        if not update and kind != "snapshot":
-            raise BookError(f"level3 message type must be snapshot or update, got {kind!r:.80}")
+        expected = self._checked(entry)
+        update = self._is_update(kind)
         for order in (*entry.asks, *entry.bids):
             _check_order(order, update)
         if update:
             if not self._valid:
-                raise BookError(
-                    f"{self._symbol} level3 book is not valid (no snapshot yet, reset, or a "
-                    "checksum mismatch): updates are refused until a new snapshot"
-                )
+                self._refuse_update()
         else:
             self._asks, self._bids = _Side(is_bids=False), _Side(is_bids=True)
         self._asks.apply(entry.asks, self._depth, update)
         self._bids.apply(entry.bids, self._depth, update)
         self._version += 1
-        computed = self.checksum
-        if computed != expected:
-            self._valid = False
-            return Verdict(Outcome.MISMATCH, expected, computed)
-        self._valid = True
-        return _UPDATED if update else _SNAPSHOT
+        return self._verdict(expected, self.checksum, update)
 
     def set_precision(self, price_precision: int | None, qty_precision: int | None) -> None:
         """Render numbers at these precisions from now on; raises :class:`ValueError`."""
@@ -235,22 +209,6 @@ class Level3Book:
         self._asks, self._bids = _Side(is_bids=False), _Side(is_bids=True)
         self._valid = False
         self._version += 1
-
-    @property
-    def symbol(self) -> str:
-        return self._symbol
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
-    def valid(self) -> bool:
-        return self._valid
-
-    @property
-    def version(self) -> int:
-        return self._version
 
     @property
     def asks(self) -> tuple[PriceLevel, ...]:

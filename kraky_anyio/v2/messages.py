@@ -35,7 +35,7 @@ mistyped field, neither ``channel`` nor ``method``) raises
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Generic, TypeVar, Union, get_args
 
 import msgspec
 
@@ -228,67 +228,59 @@ class _Channel(msgspec.Struct, kw_only=True, tag_field="channel"):
     channel: ClassVar[str]
 
 
-class TickerMessage(_Channel, tag="ticker"):
+_Data = TypeVar("_Data")
+
+
+class _Typed(_Channel, Generic[_Data]):
+    """A channel message with a ``type`` and its ``data``: the shape of every channel but one."""
+
+    type: str
+    data: _Data
+
+
+class TickerMessage(_Typed[list[Ticker]], tag="ticker"):
     channel: ClassVar[str] = "ticker"
-    type: str
-    data: list[Ticker]
 
 
-class BookMessage(_Channel, tag="book"):
+class BookMessage(_Typed[list[BookEntry]], tag="book"):
     channel: ClassVar[str] = "book"
-    type: str
-    data: list[BookEntry]
 
 
-class Level3Message(_Channel, tag="level3"):
+class Level3Message(_Typed[list[Level3Entry]], tag="level3"):
     channel: ClassVar[str] = "level3"
-    type: str
-    data: list[Level3Entry]
 
 
-class TradeMessage(_Channel, tag="trade"):
+class TradeMessage(_Typed[list[Trade]], tag="trade"):
     channel: ClassVar[str] = "trade"
-    type: str
-    data: list[Trade]
 
 
-class OHLCMessage(_Channel, tag="ohlc"):
+class OHLCMessage(_Typed[list[Candle]], tag="ohlc"):
     channel: ClassVar[str] = "ohlc"
-    type: str
-    data: list[Candle]
 
 
-class InstrumentMessage(_Channel, tag="instrument"):
+class InstrumentMessage(_Typed[Instrument], tag="instrument"):
     channel: ClassVar[str] = "instrument"
-    type: str
-    data: Instrument
 
 
-class StatusMessage(_Channel, tag="status"):
+class StatusMessage(_Typed[list[Status]], tag="status"):
     channel: ClassVar[str] = "status"
-    type: str
-    data: list[Status]
 
 
 class HeartbeatMessage(_Channel, tag="heartbeat"):
     channel: ClassVar[str] = "heartbeat"
 
 
-class ExecutionsMessage(_Channel, tag="executions"):
+class ExecutionsMessage(_Typed[list[dict[str, Any]]], tag="executions"):
     """Private; typed loosely until trading lands: ``data`` entries are dicts."""
 
     channel: ClassVar[str] = "executions"
-    type: str
-    data: list[dict[str, Any]]
     sequence: int | None = None
 
 
-class BalancesMessage(_Channel, tag="balances"):
+class BalancesMessage(_Typed[list[dict[str, Any]]], tag="balances"):
     """Private; typed loosely until trading lands: ``data`` entries are dicts."""
 
     channel: ClassVar[str] = "balances"
-    type: str
-    data: list[dict[str, Any]]
     sequence: int | None = None
 
 
@@ -318,7 +310,7 @@ class Response(msgspec.Struct, kw_only=True):
     time_out: str | None = None
 
 
-_Typed = Union[  # noqa: UP007 -- a runtime value for msgspec, on Python 3.10 too
+_Known = Union[  # noqa: UP007 -- a runtime value for msgspec, on Python 3.10 too
     TickerMessage,
     BookMessage,
     Level3Message,
@@ -332,27 +324,13 @@ _Typed = Union[  # noqa: UP007 -- a runtime value for msgspec, on Python 3.10 to
 ]
 
 #: Every message :func:`decode` can return.
-Message = Union[_Typed, ChannelMessage, Response]  # noqa: UP007
+Message = Union[_Known, ChannelMessage, Response]  # noqa: UP007
 
 #: The channels with a typed message.
-KNOWN_CHANNELS: frozenset[str] = frozenset(
-    t.channel
-    for t in (
-        TickerMessage,
-        BookMessage,
-        Level3Message,
-        TradeMessage,
-        OHLCMessage,
-        InstrumentMessage,
-        StatusMessage,
-        HeartbeatMessage,
-        ExecutionsMessage,
-        BalancesMessage,
-    )
-)
+KNOWN_CHANNELS: frozenset[str] = frozenset(t.channel for t in get_args(_Known))
 
 # Built once: a Decoder keeps its compiled type information.
-_typed = msgspec.json.Decoder(_Typed, float_hook=Decimal)
+_typed = msgspec.json.Decoder(_Known, float_hook=Decimal)
 _loose = msgspec.json.Decoder(float_hook=Decimal)
 _response = msgspec.json.Decoder(Response, float_hook=Decimal)
 

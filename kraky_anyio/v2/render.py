@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import islice
 from zlib import crc32
 
-from ..book.checksums import CHECKSUM_DEPTH, number_text
+from ..book.checksums import CHECKSUM_DEPTH, decimal_digits, number_text
 from .book import check_precision
 
 __all__ = [
@@ -53,8 +53,9 @@ def wire_number(value: object, places: int) -> str:
     return number_text(exact, places)
 
 
-def _frag(text: str) -> bytes:
-    return text.replace(".", "", 1).lstrip("0").encode("ascii")
+def _fragment(value: Decimal, places: int) -> bytes:
+    """The checksum text of a number as the frame writes it."""
+    return decimal_digits(wire_number(value, places))
 
 
 def book_checksum(
@@ -62,7 +63,7 @@ def book_checksum(
 ) -> int:
     """Kraken's v2 L2 checksum of best-first levels written at the pair's precision."""
     parts = [
-        _frag(wire_number(price, price_precision)) + _frag(wire_number(qty, qty_precision))
+        _fragment(price, price_precision) + _fragment(qty, qty_precision)
         for side in (asks, bids)
         for price, qty in islice(side, CHECKSUM_DEPTH)
     ]
@@ -77,7 +78,7 @@ def level3_checksum(
 ) -> int:
     """Kraken's L3 checksum: best-first price levels, each a queue of orders."""
     parts = [
-        _frag(wire_number(order[1], price_precision)) + _frag(wire_number(order[2], qty_precision))
+        _fragment(order[1], price_precision) + _fragment(order[2], qty_precision)
         for side in (asks, bids)
         for queue in islice(side, CHECKSUM_DEPTH)
         for order in queue
@@ -93,6 +94,18 @@ def _json_str(text: str) -> str:
 
 def _tail(timestamp: str | None) -> str:
     return "" if timestamp is None else f',"timestamp":{_json_str(timestamp)}'
+
+
+def _checked_frame_args(kind: str, price_precision: int, qty_precision: int) -> tuple[int, int]:
+    """The precisions a book or level3 frame writes its numbers at; raise
+    :class:`ValueError` for a bad kind or precision, :class:`TypeError` for none."""
+    if kind not in ("snapshot", "update"):
+        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
+    pp = check_precision(price_precision, "price_precision")
+    qp = check_precision(qty_precision, "qty_precision")
+    if pp is None or qp is None:
+        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    return pp, qp
 
 
 def book_frame(
@@ -112,12 +125,7 @@ def book_frame(
     qty 0 to delete); ``checksum`` is :func:`book_checksum` of the book after
     them. Raises :class:`ValueError` for a bad kind, precision or number.
     """
-    if kind not in ("snapshot", "update"):
-        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
-    pp = check_precision(price_precision, "price_precision")
-    qp = check_precision(qty_precision, "qty_precision")
-    if pp is None or qp is None:
-        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    pp, qp = _checked_frame_args(kind, price_precision, qty_precision)
 
     def side(levels: Iterable[Level]) -> str:
         return ",".join(
@@ -145,12 +153,7 @@ def level3_frame(
     """A ``level3`` frame. A snapshot's orders are ``(order_id, limit_price,
     order_qty, timestamp)``; an update's are ``(event, order_id, limit_price,
     order_qty, timestamp)`` with ``event`` ``add``/``modify``/``delete``."""
-    if kind not in ("snapshot", "update"):
-        raise ValueError(f"kind must be snapshot or update, got {kind!r:.80}")
-    pp = check_precision(price_precision, "price_precision")
-    qp = check_precision(qty_precision, "qty_precision")
-    if pp is None or qp is None:
-        raise TypeError("price_precision and qty_precision are needed to write numbers")
+    pp, qp = _checked_frame_args(kind, price_precision, qty_precision)
     update = kind == "update"
 
     def order(item: Sequence[object]) -> str:
