@@ -38,7 +38,7 @@ import anyio
 
 from .errors import ConsumerOverflowError
 from .notices import Notice
-from .protocol import Stats
+from .stats import Stats
 
 
 class Overflow(str, enum.Enum):

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import KrakenError, OrderOutcomeUnknownError, ReplyLostError
+from .stats import Stats as Stats  # moved to stats.py; re-exported for old imports
 from .subscriptions import (
     SubKey,
     SubscriptionRegistry,
@@ -181,35 +182,6 @@ class PendingRequest:
     def _notify(self) -> None:
         if self.listener is not None:
             self.listener(self)
-
-
-@dataclass
-class Stats:
-    """Counters the user can read as ``conn.stats``; they only grow."""
-
-    frames_received: int = 0
-    messages_delivered: int = 0
-    malformed_frames: int = 0
-    binary_frames: int = 0
-    unknown_events: int = 0
-    unmatched_replies: int = 0
-    rate_limit_errors: int = 0
-    kraken_errors: int = 0
-    requests_sent: int = 0
-    requests_abandoned: int = 0
-    replies_lost: int = 0
-    reply_timeouts: int = 0
-    connection_attempts: int = 0
-    connections: int = 0
-    connect_failures: int = 0
-    disconnects: int = 0
-    dead_connections: int = 0
-    pings_sent: int = 0
-    replayed: int = 0
-    replay_failures: int = 0
-    token_failures: int = 0
-    consumer_overflows: int = 0
-    messages_dropped_by_overflow: int = 0
 
 
 class FrameKind(enum.Enum):

@@ -1,6 +1,6 @@
 """Tests for kraky_anyio.fanout: per-consumer buffers, filters and overflow.
 
-Runs on asyncio and trio; synchronisation is by events and
+Runs on asyncio and trio on virtual time (tests/conftest.py); synchronisation is by events and
 ``anyio.wait_all_tasks_blocked()``, never by sleeping.
 """
 
@@ -15,14 +15,9 @@ import pytest
 from kraky_anyio.errors import ConsumerOverflowError
 from kraky_anyio.fanout import Fanout, MessageStream, Overflow, make_filter
 from kraky_anyio.notices import Connected, Disconnected
-from kraky_anyio.protocol import Stats
+from kraky_anyio.stats import Stats
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def ticker(pair: str, n: int = 0) -> list[Any]:
