@@ -102,8 +102,9 @@ class Stats:
     messages_unrouted: int = 0
     #: Published items that at least one consumer took.
     messages_routed: int = 0
-    #: One per (item, consumer that kept it): what entered consumers' buffers
-    #: plus what overflowed them.
+    #: One per (item, consumer that kept it), counted when the copy enters
+    #: the consumer's buffer or is dropped (while the reader waits for room,
+    #: the rest of its batch is not counted yet).
     consumer_copies: int = 0
     #: Copies taken by consumers (iteration, ``batches()``, ``receive_nowait()``).
     messages_delivered: int = 0
