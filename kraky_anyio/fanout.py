@@ -111,14 +111,23 @@ class _Queue:
         "filter",
         "items",
         "maxlen",
+        "new_event",
         "policy",
         "space",
         "stats",
         "wake",
     )
 
-    def __init__(self, maxlen: int, policy: Overflow, filt: Filter | None, stats: Stats) -> None:
+    def __init__(
+        self,
+        maxlen: int,
+        policy: Overflow,
+        filt: Filter | None,
+        stats: Stats,
+        new_event: Callable[[], anyio.Event],
+    ) -> None:
         self.items: deque[Any] = deque()
+        self.new_event = new_event
         self.maxlen = maxlen
         self.policy = policy
         self.filter = filt
@@ -243,7 +252,7 @@ async def _wait(q: _Queue) -> bool:
             return False
         wake = q.wake
         if wake is None:
-            wake = q.wake = anyio.Event()
+            wake = q.wake = q.new_event()
         await wake.wait()
     return True
 
@@ -262,6 +271,9 @@ class Fanout:
         self._closed = False
         self._unblocked = anyio.Event()
         self._unblocked.set()
+        # The running backend's Event class: calling it directly skips
+        # anyio.Event's backend lookup, a good part of a hand-off's cost.
+        self._new_event: Callable[[], anyio.Event] = type(self._unblocked)
 
     @property
     def blocked(self) -> bool:
@@ -288,6 +300,7 @@ class Fanout:
             Overflow(overflow) if overflow is not None else self.overflow,
             filt,
             self._stats,
+            self._new_event,
         )
         if self._closed:
             q.closed = True
@@ -386,8 +399,8 @@ class Fanout:
                     i += room
                     q.notify()
                     continue
-                space = q.space = anyio.Event()
-                self._unblocked = anyio.Event()
+                space = q.space = self._new_event()
+                self._unblocked = self._new_event()
                 try:
                     await space.wait()
                 finally:
