@@ -32,6 +32,8 @@ KRAKY_REQUIREMENT = "kraky==2023.8.17"
 
 #: Client kinds and the backend each runs on; the raw ceiling of each backend.
 BACKEND = {
+    "null-asyncio": "asyncio",
+    "null-trio": "trio",
     "raw-asyncio": "asyncio",
     "raw-trio": "trio",
     "kraky_anyio-asyncio": "asyncio",
@@ -225,11 +227,14 @@ def run_client(
     timeout: float,
     python: str | None = None,
     extra: Sequence[str] = (),
+    wrap: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run one client process to the end; its result plus the server's report
-    of that connection (under "server"). Failures come back as {"error": ...}."""
+    of that connection (under "server"). Failures come back as {"error": ...}.
+    ``wrap`` goes before the Python command (e.g. valgrind and its options)."""
     base, *what_ifs = kind.split("+")
     argv = [
+        *wrap,
         python or PYTHON,
         str(BENCH / "_client.py"),
         "--watch-stdin",
