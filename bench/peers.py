@@ -33,7 +33,8 @@ Then the book handlers in-process: python-kraken-sdk's
 of the same frames (bench/_v2_book_handler.py, in the peers venv), and a
 hook row for kraky_anyio's v2 book engine (skipped until it exists).
 
-``--smoke``: no venv, no peers, no valgrind, a few hundred messages once.
+``--smoke``: no venv, no peers, no valgrind, a few hundred messages once to
+a null reader, the raw client and the kraky_anyio v2 hook.
 """
 
 from __future__ import annotations
@@ -306,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         skipped["peers"] = why or "skipped (--no-peers or --smoke)"
         print(f"peers skipped: {skipped['peers']}", flush=True)
     kinds = [*BASE, *OURS, *(PEERS if py_peers else [])]
+    if args.smoke:  # one of each kind of client is enough to prove they run
+        kinds = ["null-asyncio", "raw-asyncio", "kraky_anyio_v2-asyncio"]
     with_instr = not (args.smoke or args.no_instructions) and bool(shutil.which("valgrind"))
     n1, n2 = (int(x) for x in args.instr_n.split(","))
     runs: dict[str, list[dict]] = {c: [] for c in CHANNELS}

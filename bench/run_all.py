@@ -1,16 +1,18 @@
 """Run every benchmark, print one report, save it and plot it.
 
-    python bench/run_all.py [--no-kraky] [--kraky-python PY] [--quick] [--smoke]
+    python bench/run_all.py [--no-kraky] [--kraky-python PY] [--no-peers] [--quick] [--smoke]
 
 Runs, one after the other (each is its own process, so one never slows
 another): throughput.py, latency.py, slow_consumer.py, fanout.py,
-pipeline.py and book.py. Writes ``bench/results/latest.json`` (machine, parameters, every
-run, every table), ``bench/results/latest.md`` (the tables as markdown, for
-docs/benchmarks.md) and, with matplotlib, ``docs/img/benchmarks.png``.
+pipeline.py, peers.py and book.py. Writes ``bench/results/latest.json``
+(machine, parameters, every run, every table), ``bench/results/latest.md``
+(the tables as markdown, for docs/benchmarks.md) and, with matplotlib, one
+``docs/img/bench-<figure>.png`` per figure.
 
 ``--smoke`` (what CI calls, through bench/smoke.sh): every script in its
-smoke mode, no kraky venv, results to ``bench/results/smoke.json`` and
-``bench/results/smoke.png``; asserts only that every script ran.
+smoke mode, no kraky or peers venv, no valgrind, no network, results to
+``bench/results/smoke.json`` and ``bench/results/smoke-*.png``; asserts only
+that every script ran.
 ``--quick``: the real thing with fewer rounds and shorter runs.
 """
 
@@ -42,11 +44,12 @@ from _common import (
 )
 
 RESULTS = BENCH / "results"
-PNG = ROOT / "docs" / "img" / "benchmarks.png"
-SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline"]
-NO_KRAKY_ARGS = {"fanout", "pipeline"}  # scripts without a kraky client
+IMG = ROOT / "docs" / "img"
+SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline", "peers"]
+NO_KRAKY_ARGS = {"fanout", "pipeline", "peers"}  # scripts without a kraky client
 QUICK = {
-    "throughput": ["--n", "30000", "--repeats", "3"],
+    "throughput": ["--n", "30000", "--repeats", "3", "--instr-n", "2000,6000"],
+    "peers": ["--n", "10000", "--repeats", "2", "--instr-n", "500,2000"],
     "latency": ["--seconds", "1", "--repeats", "2"],
     "slow_consumer": ["--seconds", "5"],
     "fanout": ["--n", "10000", "--repeats", "2"],
@@ -58,6 +61,7 @@ TIMEOUT = {
     "slow_consumer": 1200,
     "fanout": 1200,
     "pipeline": 600,
+    "peers": 3600,
     "book": 600,
 }
 
@@ -115,11 +119,14 @@ def parse_book(output: str) -> dict[str, Any]:
     return {"name": "book", "output": output, "rows": rows, "tables": [t] if rows else []}
 
 
+def mode(data: dict[str, Any]) -> str:
+    return "smoke" if data["smoke"] else ("quick" if data.get("quick") else "full")
+
+
 def report_markdown(data: dict[str, Any]) -> str:
     m = data["machine"]
     out = [
-        f"Run of {data['started']} ({data['duration_s']:.0f} s), "
-        f"{'smoke' if data['smoke'] else 'full'} mode.",
+        f"Run of {data['started']} ({data['duration_s']:.0f} s), {mode(data)} mode.",
         "",
         f"* machine: {m['nproc']} CPUs ({m['cpu']}), {m['os']}",
         f"* Python {m['python']} ({m['implementation']}); "
@@ -149,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="every script, tiny, for CI")
     p.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
     p.add_argument("--no-kraky", action="store_true", help="skip the kraky comparison")
+    p.add_argument("--no-peers", action="store_true", help="skip python-kraken-sdk and ccxt")
     p.add_argument("--kraky-python", help="a Python with kraky installed")
     p.add_argument("--only", default=",".join([*SCRIPTS, "book"]), help="comma-separated")
     p.add_argument("--out", help="results JSON (default bench/results/latest.json)")
-    p.add_argument("--png", help=f"plot file (default {PNG.relative_to(ROOT)})")
+    p.add_argument("--img", help=f"figures' directory (default {IMG.relative_to(ROOT)})")
     args = p.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -160,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     out_json = (
         Path(args.out) if args.out else RESULTS / ("smoke.json" if args.smoke else "latest.json")
     )
-    png = Path(args.png) if args.png else (RESULTS / "smoke.png" if args.smoke else PNG)
+    img = Path(args.img) if args.img else (RESULTS if args.smoke else IMG)
+    prefix = "smoke-" if args.smoke else "bench-"
 
     common: list[str] = []
     kraky_note = ""
@@ -193,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "--kraky-python" in argv_:
                     i = argv_.index("--kraky-python")
                     del argv_[i : i + 2]
+            if name == "peers" and args.no_peers:
+                argv_.append("--no-peers")
             print(f"== {name}", flush=True)
             t0 = time.monotonic()
             code, _ = run_script(procs, argv_, TIMEOUT[name])
@@ -225,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     out_json.with_suffix(".md").write_text(md + "\n")
 
     print("\n" + "=" * 78)
-    print(f"REPORT ({'smoke' if args.smoke else 'full'}), {started}")
+    print(f"REPORT ({mode(data)}), {started}")
     print(
         f"{info['nproc']} CPUs ({info['cpu']}), {info['os']}, Python {info['python']};"
         f" load {info['loadavg_at_start']} -> {data['loadavg_at_end']}"
@@ -243,7 +254,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with Procs() as procs:
         code, out, err = procs.run(
-            [PYTHON, str(BENCH / "plot.py"), str(out_json), "-o", str(png)], 300
+            [
+                PYTHON,
+                str(BENCH / "plot.py"),
+                str(out_json),
+                "--outdir",
+                str(img),
+                "--prefix",
+                prefix,
+            ],
+            300,
         )
     print((out + err).strip() or f"plot.py exit {code}")
     if code != 0:
