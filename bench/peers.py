@@ -223,7 +223,7 @@ def stream_tables(
             summary.setdefault(channel, {})[kind] = s
             row = [kind, s["msgs_per_s"], s["cpu_us"], cell(rate), cell(cpu)]
             if instr.get(channel):
-                row += [ins, ins / raw_ins]
+                row += [round(ins) if ins == ins else ins, ins / raw_ins]
             rows.append([*row, f"{s['ok']}/{s['runs']}"])
         columns = ["client", "msgs/s", "CPU µs/msg", "x raw msgs/s", "CPU / raw"]
         notes = (

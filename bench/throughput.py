@@ -116,6 +116,7 @@ def spread(xs: list[float]) -> str:
 def summarise(runs: dict[str, list[dict]], n: int) -> tuple[dict[str, Any], list[dict]]:
     summary: dict[str, Any] = {}
     rows = []
+    ratio_rows = []
     for kind, rs in runs.items():
         ok = [r for r in rs if "error" not in r and r.get("n") == n]
         backend = backend_of(kind)
@@ -147,38 +148,31 @@ def summarise(runs: dict[str, list[dict]], n: int) -> tuple[dict[str, Any], list
         rows.append(
             [
                 kind,
-                s["backend"],
                 s["msgs_per_s_median"],
                 s["cpu_us_median"],
                 f"{s['cpu_us_best']:.2f}-{s['cpu_us_worst']:.2f}" if ok else "n/a",
-                spread(rate_r),
-                spread(cpu_r),
-                s["cpu_over_null"],
                 f"{s['ok']}/{s['runs']}",
             ]
         )
+        ratio_rows.append([kind, spread(rate_r), spread(cpu_r), s["cpu_over_null"]])
     server = median([s["server_cpu_us"] for s in summary.values() if s["ok"]])
     t = table(
         f"Throughput: {n:,} messages per run, median of the rounds",
-        [
-            "client",
-            "backend",
-            "msgs/s",
-            "CPU µs/msg",
-            "CPU range",
-            "x raw msgs/s",
-            "x raw CPU",
-            "CPU / null",
-            "ok",
-        ],
+        ["client", "msgs/s", "CPU µs/msg", "CPU range", "ok"],
         rows,
+        "CPU range: the lowest and highest CPU µs/msg over the rounds. The server spent"
+        f" {server:.2f} µs of CPU per message (median), so the client is what is measured.",
+    )
+    ratios = table(
+        "Throughput ratios, paired per round",
+        ["client", "x raw msgs/s", "x raw CPU", "CPU / null"],
+        ratio_rows,
         "x raw: per round, client / raw client of the same backend (for CPU, raw µs /"
         " client µs), median (min-max) over rounds; 1.00 = as fast as raw, higher is"
         " better. CPU / null: client CPU µs / null reader's, same backend and round (lower"
-        f" is better). The server spent {server:.2f} µs of CPU per message (median), so"
-        " the client is what is measured.",
+        " is better).",
     )
-    tables = [t]
+    tables = [t, ratios]
     if "kraky" in summary and summary["kraky"]["ok"]:
         krows = []
         for kind in ("kraky_anyio-asyncio", "kraky_anyio-trio", "websockets"):
@@ -263,10 +257,10 @@ def instructions_table(instr: dict[str, dict[str, Any]], ns: tuple[int, int]) ->
         raw = instr.get(RAW_OF[backend], {}).get("per_msg", float("nan"))
         null = instr.get(NULL_OF[backend], {}).get("per_msg", float("nan"))
         kraky = instr.get("kraky", {}).get("per_msg", float("nan"))
-        rows.append([kind, backend, per, per / raw, per / null, per / kraky])
+        rows.append([kind, round(per) if per == per else per, per / raw, per / null, per / kraky])
     return table(
         f"Instructions per message (callgrind, ({ns[1]:,} - {ns[0]:,} messages) difference)",
-        ["client", "backend", "instr/msg", "/ raw", "/ null", "/ kraky"],
+        ["client", "instr/msg", "/ raw", "/ null", "/ kraky"],
         rows,
         "Counted by valgrind --tool=callgrind in the client process: not moved by the"
         " machine's load. / raw, / null, / kraky: this client's count over theirs (same"
@@ -433,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         payload_info = server.info
     summary, tables = summarise(runs, n)
     if instr:
-        tables.insert(1, instructions_table(instr, (n1, n2)))
+        tables.insert(2, instructions_table(instr, (n1, n2)))
     verdict = goals(summary, runs, instr)
     print()
     for t in tables:
