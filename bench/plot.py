@@ -44,11 +44,7 @@ def color(label: str) -> str:
 
 
 def short(kind: str) -> str:
-    return (
-        kind.replace("kraky_anyio", "k_anyio")
-        .replace("max_queue=", "q=")
-        .replace("+cached-decoder", " (what-if)")
-    )
+    return kind.replace("max_queue=", "q=").replace("+cached-decoder", " (what-if)")
 
 
 def panel_latency(ax: Any, res: dict[str, Any]) -> None:

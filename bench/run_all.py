@@ -119,6 +119,44 @@ def parse_book(output: str) -> dict[str, Any]:
     return {"name": "book", "output": output, "rows": rows, "tables": [t] if rows else []}
 
 
+def figures_for(script: str, title: str, last: bool) -> list[str]:
+    """The figures (bench/plot.py stems) shown beside a table."""
+    if script == "throughput":
+        if title.startswith("Throughput:"):
+            return ["throughput"]
+        if title.startswith("Throughput ratios"):
+            return ["cpu"]
+        return ["instructions"] if title.startswith("Instructions") else []
+    if script == "latency":
+        return ["latency"] if last else []
+    if script == "slow_consumer":
+        return ["slow-rss", "slow-fate"]
+    if script == "peers":
+        for prefix, stem in (
+            ("v2 ticker", "peers-ticker"),
+            ("v2 book handler", "peers-handler"),
+            ("v2 book", "peers-book"),
+        ):
+            if title.startswith(prefix):
+                return [stem]
+        return []
+    return [script] if script in ("fanout", "pipeline", "book") else []
+
+
+def rerender(path: Path) -> dict[str, Any]:
+    """A results file with its throughput tables rebuilt by today's code."""
+    from throughput import instructions_table, summarise
+
+    data: dict[str, Any] = json.loads(path.read_text())
+    tp = data["results"].get("throughput")
+    if tp and tp.get("runs"):
+        _, tables = summarise(tp["runs"], tp["params"]["n"])
+        if tp.get("instructions"):
+            tables.insert(2, instructions_table(tp["instructions"], tuple(tp["params"]["instr_n"])))
+        tp["tables"] = tables
+    return data
+
+
 def mode(data: dict[str, Any]) -> str:
     return "smoke" if data["smoke"] else ("quick" if data.get("quick") else "full")
 
@@ -136,8 +174,14 @@ def report_markdown(data: dict[str, Any]) -> str:
     ]
     for name in [*SCRIPTS, "book"]:
         res = data["results"].get(name) or {}
-        for t in res.get("tables", []):
-            out += [render_markdown(t), ""]
+        tables = res.get("tables", [])
+        for i, t in enumerate(tables):
+            out += [f"### {t['title']}", ""]
+            for stem in figures_for(name, t["title"], last=i == len(tables) - 1):
+                if (IMG / f"bench-{stem}.png").exists() or not data["smoke"]:
+                    out += [f"![{stem}](img/bench-{stem}.png)", ""]
+            body = render_markdown(t).split("\n", 2)[2]  # without its bold title
+            out += [body, ""]
         if res.get("skipped"):
             out += [f"Skipped in {name}: {res['skipped']}", ""]
     goals = (data["results"].get("throughput") or {}).get("goals") or {}
@@ -160,8 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kraky-python", help="a Python with kraky installed")
     p.add_argument("--only", default=",".join([*SCRIPTS, "book"]), help="comma-separated")
     p.add_argument("--out", help="results JSON (default bench/results/latest.json)")
+    p.add_argument(
+        "--rerender",
+        metavar="JSON",
+        help="run nothing: rebuild the markdown and the figures from this results file",
+    )
     p.add_argument("--img", help=f"figures' directory (default {IMG.relative_to(ROOT)})")
     args = p.parse_args(argv)
+    if args.rerender:
+        data = rerender(Path(args.rerender))
+        Path(args.rerender).with_suffix(".md").write_text(report_markdown(data) + "\n")
+        with Procs() as procs:
+            code, out, err = procs.run(
+                [PYTHON, str(BENCH / "plot.py"), args.rerender, "--outdir", args.img or str(IMG)],
+                300,
+            )
+        print((out + err).strip())
+        print(f"wrote {Path(args.rerender).with_suffix('.md')}")
+        return code
     only = [s for s in args.only.split(",") if s]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t_start = time.monotonic()
