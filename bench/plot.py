@@ -216,7 +216,7 @@ def fig_instructions(res: dict[str, Any]) -> Any:
     )
     ns = res["params"].get("instr_n") or ["?", "?"]
     ax.set_title(
-        f"Instructions per message: ({ns[1]:,} - {ns[0]:,} msgs) / difference", fontsize=10
+        f"Instructions per message (callgrind at {ns[0]:,} and {ns[1]:,} msgs)", fontsize=10
     )
     return fig
 

@@ -259,7 +259,7 @@ def instructions_table(instr: dict[str, dict[str, Any]], ns: tuple[int, int]) ->
         kraky = instr.get("kraky", {}).get("per_msg", float("nan"))
         rows.append([kind, round(per) if per == per else per, per / raw, per / null, per / kraky])
     return table(
-        f"Instructions per message (callgrind, ({ns[1]:,} - {ns[0]:,} messages) difference)",
+        f"Instructions per message (callgrind at {ns[0]:,} and {ns[1]:,} messages)",
         ["client", "instr/msg", "/ raw", "/ null", "/ kraky"],
         rows,
         "Counted by valgrind --tool=callgrind in the client process: not moved by the"
