@@ -245,6 +245,8 @@ def fig_peers(res: dict[str, Any], channel: str) -> Any:
         [note(k) for k in kinds],
         "client CPU µs per message, median of rounds (lower is better)",
     )
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo, hi * 1.2)  # the notes are long
     ax.set_title(f"v2 {channel} frames: CPU per message", fontsize=10)
     return fig
 
