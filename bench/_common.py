@@ -138,7 +138,9 @@ class Server:
     """The benchmark server process (bench/_server.py); one JSON report per
     finished connection comes back through :meth:`report`."""
 
-    def __init__(self, procs: Procs, lifetime: float = 1800) -> None:
+    # Hours, not minutes: callgrind runs on a loaded machine take long, and the
+    # server exits anyway when this process goes away (its stdin closes).
+    def __init__(self, procs: Procs, lifetime: float = 4 * 3600) -> None:
         self.proc = procs.start(
             [PYTHON, str(BENCH / "_server.py"), "--watch-stdin", "--lifetime", str(lifetime)],
             stderr=subprocess.PIPE,

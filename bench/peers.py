@@ -108,7 +108,11 @@ class V2Server:
     """bench/_v2_server.py; one JSON report per finished connection."""
 
     def __init__(self, procs: Procs) -> None:
-        self.proc = procs.start([PYTHON, str(BENCH / "_v2_server.py"), "--watch-stdin"])
+        # A lifetime of hours (callgrind runs of the peers take long); it exits
+        # anyway when this process goes away.
+        self.proc = procs.start(
+            [PYTHON, str(BENCH / "_v2_server.py"), "--watch-stdin", "--lifetime", "14400"]
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("{"):
