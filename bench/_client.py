@@ -7,10 +7,12 @@ stdout; logs go to stderr. Only the standard library is imported at the top:
 the ``kraky`` client runs this file under its own venv (``bench/.venv-kraky``),
 where neither kraky_anyio nor anyio is installed.
 
-Kinds: ``raw-asyncio``, ``raw-trio`` (``kraky_anyio.transport.connect_websocket``
-+ ``json.loads``, no library), ``kraky_anyio-asyncio``, ``kraky_anyio-trio``
-(``open_kraken`` + ``conn.messages()``), ``websockets`` (``websockets.asyncio.client``
-+ ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
+Kinds: ``null-asyncio``, ``null-trio`` (read the socket and discard the
+bytes: the physical ceiling, flood mode only), ``raw-asyncio``, ``raw-trio``
+(``kraky_anyio.transport.connect_websocket`` + ``json.loads``, no library),
+``kraky_anyio-asyncio``, ``kraky_anyio-trio`` (``open_kraken`` +
+``conn.messages()``), ``websockets`` (``websockets.asyncio.client`` +
+``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
 
 Modes (what the per-message handler does):
 
@@ -252,6 +254,84 @@ async def run_raw(url: str, sink: Any) -> None:
                         return
     finally:
         await ws.aclose()
+
+
+NULL_READ_SIZE = 65536  # kraky_anyio.transport reads this much per receive
+START_MARK = b'"start","XBT/USD"]'
+END_MARK = b'"end","XBT/USD"]'
+
+
+async def null_handshake(url: str, subscribe: str) -> Any:
+    """A minimal client handshake on a bare anyio TCP stream (the server is
+    ours), then the masked subscribe frame; returns (stream, bytes already read)."""
+    import base64
+    from urllib.parse import urlsplit
+
+    import anyio
+
+    u = urlsplit(url)
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    stream = await anyio.connect_tcp(host, port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    await stream.send(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += await stream.receive(NULL_READ_SIZE)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(f"handshake refused: {head[:200]!r}")
+    payload = subscribe.encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    await stream.send(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+    return stream, rest
+
+
+async def run_null(url: str, n: int) -> dict[str, Any]:
+    """The physical ceiling: read the socket and throw the bytes away. No frame
+    parsing and no JSON; the only work per read is finding the start and end
+    markers (``bytes.find`` over the read plus a short tail of the previous one).
+    Wall and CPU time are taken exactly as ``FloodSink`` takes them; msgs/s and
+    CPU per message use the N the server was asked for."""
+    stream, data = await null_handshake(url, SUBSCRIBE_FRAME)
+    c0 = c1 = 0.0
+    t0 = now = 0
+    tail = b""
+    receive = stream.receive
+    try:
+        while True:
+            window = tail + data
+            if not c0 and window.find(START_MARK) >= 0:
+                c0 = time.process_time()
+            i = window.find(END_MARK)
+            if i >= 0 and c0:
+                c1 = time.process_time()
+                now = time.time_ns()
+                j = window.rfind(b'"t0":', 0, i)
+                t0 = int(window[j + 5 : window.index(b"}", j)])
+                break
+            tail = window[-128:]
+            data = await receive(NULL_READ_SIZE)
+    finally:
+        await stream.aclose()
+    wall = (now - t0) / 1e9
+    cpu = c1 - c0
+    return {
+        "n": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "msgs_per_s": n / wall if wall > 0 else 0.0,
+        "cpu_us_per_msg": cpu / n * 1e6 if n else 0.0,
+        "max_rss_kb": max_rss_kb(),
+    }
 
 
 async def run_kraky_anyio(url: str, sink: Any, overflow: str, buffer_size: int) -> None:
@@ -518,6 +598,13 @@ def main(argv: list[str] | None = None) -> int:
             if not kind.startswith("kraky_anyio-"):
                 raise SystemExit("fanout mode is for kraky_anyio only")
             return await run_kraky_anyio_fanout(args.url, args.consumers, args.buffer_size)
+        if kind.startswith("null-"):
+            if args.mode != "flood":
+                raise SystemExit("the null reader runs in flood mode only")
+            from urllib.parse import parse_qs, urlsplit
+
+            n = int(parse_qs(urlsplit(args.url).query).get("n", ["10000"])[-1])
+            return await run_null(args.url, n)
         if kind.startswith("raw-"):
             await run_raw(args.url, sink)
         elif kind.startswith("kraky_anyio-"):
@@ -538,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode,
         python=sys.version.split()[0],
     )
-    if kind.startswith(("raw-", "kraky_anyio-")):
+    if kind.startswith(("raw-", "kraky_anyio-", "null-")):
         import anyio
 
         result = anyio.run(body, backend=backend)

@@ -33,6 +33,8 @@ KRAKY_REQUIREMENT = "kraky==2023.8.17"
 
 #: Client kinds and the backend each runs on; the raw ceiling of each backend.
 BACKEND = {
+    "null-asyncio": "asyncio",
+    "null-trio": "trio",
     "raw-asyncio": "asyncio",
     "raw-trio": "trio",
     "kraky_anyio-asyncio": "asyncio",
@@ -137,7 +139,9 @@ class Server:
     """The benchmark server process (bench/_server.py); one JSON report per
     finished connection comes back through :meth:`report`."""
 
-    def __init__(self, procs: Procs, lifetime: float = 1800) -> None:
+    # Hours, not minutes: callgrind runs on a loaded machine take long, and the
+    # server exits anyway when this process goes away (its stdin closes).
+    def __init__(self, procs: Procs, lifetime: float = 4 * 3600) -> None:
         self.proc = procs.start(
             [PYTHON, str(BENCH / "_server.py"), "--watch-stdin", "--lifetime", str(lifetime)],
             stderr=subprocess.PIPE,
@@ -226,11 +230,14 @@ def run_client(
     timeout: float,
     python: str | None = None,
     extra: Sequence[str] = (),
+    wrap: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run one client process to the end; its result plus the server's report
-    of that connection (under "server"). Failures come back as {"error": ...}."""
+    of that connection (under "server"). Failures come back as {"error": ...}.
+    ``wrap`` goes before the Python command (e.g. valgrind and its options)."""
     base, *what_ifs = kind.split("+")
     argv = [
+        *wrap,
         python or PYTHON,
         str(BENCH / "_client.py"),
         "--watch-stdin",

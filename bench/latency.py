@@ -14,7 +14,7 @@ left out; the samples of all rounds are pooled.
 
 Clients: raw (``connect_websocket`` + ``json.loads``) on asyncio and trio,
 kraky_anyio on asyncio and trio, websockets, and kraky if its venv exists or
-can be made; and the ``+cached-decoder`` what-ifs of throughput.py.
+can be made (what-ifs of throughput.py only when named in ``--clients``).
 Round-robin over ``--repeats`` rounds.
 """
 
@@ -45,10 +45,9 @@ CLIENTS = [
     "kraky_anyio-trio",
     "websockets",
     "kraky",
-    # What-ifs (see throughput.py): kraky_anyio with its JSON decoder built once.
-    "kraky_anyio-asyncio+cached-decoder",
-    "kraky_anyio-trio+cached-decoder",
 ]
+# What-ifs (see throughput.py) run only when named in --clients: the last one,
+# the JSON decoder built once, has shipped.
 WARMUP = 0.05
 
 

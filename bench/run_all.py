@@ -1,16 +1,18 @@
 """Run every benchmark, print one report, save it and plot it.
 
-    python bench/run_all.py [--no-kraky] [--kraky-python PY] [--quick] [--smoke]
+    python bench/run_all.py [--no-kraky] [--kraky-python PY] [--no-peers] [--quick] [--smoke]
 
 Runs, one after the other (each is its own process, so one never slows
 another): throughput.py, latency.py, slow_consumer.py, fanout.py,
-pipeline.py and book.py. Writes ``bench/results/latest.json`` (machine, parameters, every
-run, every table), ``bench/results/latest.md`` (the tables as markdown, for
-docs/benchmarks.md) and, with matplotlib, ``docs/img/benchmarks.png``.
+pipeline.py, peers.py and book.py. Writes ``bench/results/latest.json``
+(machine, parameters, every run, every table), ``bench/results/latest.md``
+(the tables as markdown, for docs/benchmarks.md) and, with matplotlib, one
+``docs/img/bench-<figure>.png`` per figure.
 
 ``--smoke`` (what CI calls, through bench/smoke.sh): every script in its
-smoke mode, no kraky venv, results to ``bench/results/smoke.json`` and
-``bench/results/smoke.png``; asserts only that every script ran.
+smoke mode, no kraky or peers venv, no valgrind, no network, results to
+``bench/results/smoke.json`` and ``bench/results/smoke-*.png``; asserts only
+that every script ran.
 ``--quick``: the real thing with fewer rounds and shorter runs.
 """
 
@@ -42,11 +44,12 @@ from _common import (
 )
 
 RESULTS = BENCH / "results"
-PNG = ROOT / "docs" / "img" / "benchmarks.png"
-SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline"]
-NO_KRAKY_ARGS = {"fanout", "pipeline"}  # scripts without a kraky client
+IMG = ROOT / "docs" / "img"
+SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline", "peers"]
+NO_KRAKY_ARGS = {"fanout", "pipeline", "peers"}  # scripts without a kraky client
 QUICK = {
-    "throughput": ["--n", "30000", "--repeats", "3"],
+    "throughput": ["--n", "30000", "--repeats", "3", "--instr-n", "2000,6000"],
+    "peers": ["--n", "10000", "--repeats", "2", "--instr-n", "500,2000"],
     "latency": ["--seconds", "1", "--repeats", "2"],
     "slow_consumer": ["--seconds", "5"],
     "fanout": ["--n", "10000", "--repeats", "2"],
@@ -58,6 +61,7 @@ TIMEOUT = {
     "slow_consumer": 1200,
     "fanout": 1200,
     "pipeline": 600,
+    "peers": 3600,
     "book": 600,
 }
 
@@ -115,11 +119,52 @@ def parse_book(output: str) -> dict[str, Any]:
     return {"name": "book", "output": output, "rows": rows, "tables": [t] if rows else []}
 
 
+def figures_for(script: str, title: str, last: bool) -> list[str]:
+    """The figures (bench/plot.py stems) shown beside a table."""
+    if script == "throughput":
+        if title.startswith("Throughput:"):
+            return ["throughput"]
+        if title.startswith("Throughput ratios"):
+            return ["cpu"]
+        return ["instructions"] if title.startswith("Instructions") else []
+    if script == "latency":
+        return ["latency"] if last else []
+    if script == "slow_consumer":
+        return ["slow-rss", "slow-fate"]
+    if script == "peers":
+        for prefix, stem in (
+            ("v2 ticker", "peers-ticker"),
+            ("v2 book handler", "peers-handler"),
+            ("v2 book", "peers-book"),
+        ):
+            if title.startswith(prefix):
+                return [stem]
+        return []
+    return [script] if script in ("fanout", "pipeline", "book") else []
+
+
+def rerender(path: Path) -> dict[str, Any]:
+    """A results file with its throughput tables rebuilt by today's code."""
+    from throughput import instructions_table, summarise
+
+    data: dict[str, Any] = json.loads(path.read_text())
+    tp = data["results"].get("throughput")
+    if tp and tp.get("runs"):
+        _, tables = summarise(tp["runs"], tp["params"]["n"])
+        if tp.get("instructions"):
+            tables.insert(2, instructions_table(tp["instructions"], tuple(tp["params"]["instr_n"])))
+        tp["tables"] = tables
+    return data
+
+
+def mode(data: dict[str, Any]) -> str:
+    return "smoke" if data["smoke"] else ("quick" if data.get("quick") else "full")
+
+
 def report_markdown(data: dict[str, Any]) -> str:
     m = data["machine"]
     out = [
-        f"Run of {data['started']} ({data['duration_s']:.0f} s), "
-        f"{'smoke' if data['smoke'] else 'full'} mode.",
+        f"Run of {data['started']} ({data['duration_s']:.0f} s), {mode(data)} mode.",
         "",
         f"* machine: {m['nproc']} CPUs ({m['cpu']}), {m['os']}",
         f"* Python {m['python']} ({m['implementation']}); "
@@ -129,8 +174,14 @@ def report_markdown(data: dict[str, Any]) -> str:
     ]
     for name in [*SCRIPTS, "book"]:
         res = data["results"].get(name) or {}
-        for t in res.get("tables", []):
-            out += [render_markdown(t), ""]
+        tables = res.get("tables", [])
+        for i, t in enumerate(tables):
+            out += [f"### {t['title']}", ""]
+            for stem in figures_for(name, t["title"], last=i == len(tables) - 1):
+                if (IMG / f"bench-{stem}.png").exists() or not data["smoke"]:
+                    out += [f"![{stem}](img/bench-{stem}.png)", ""]
+            body = render_markdown(t).split("\n", 2)[2]  # without its bold title
+            out += [body, ""]
         if res.get("skipped"):
             out += [f"Skipped in {name}: {res['skipped']}", ""]
     goals = (data["results"].get("throughput") or {}).get("goals") or {}
@@ -149,18 +200,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="every script, tiny, for CI")
     p.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
     p.add_argument("--no-kraky", action="store_true", help="skip the kraky comparison")
+    p.add_argument("--no-peers", action="store_true", help="skip python-kraken-sdk and ccxt")
     p.add_argument("--kraky-python", help="a Python with kraky installed")
     p.add_argument("--only", default=",".join([*SCRIPTS, "book"]), help="comma-separated")
     p.add_argument("--out", help="results JSON (default bench/results/latest.json)")
-    p.add_argument("--png", help=f"plot file (default {PNG.relative_to(ROOT)})")
+    p.add_argument(
+        "--rerender",
+        metavar="JSON",
+        help="run nothing: rebuild the markdown and the figures from this results file",
+    )
+    p.add_argument("--img", help=f"figures' directory (default {IMG.relative_to(ROOT)})")
     args = p.parse_args(argv)
+    if args.rerender:
+        data = rerender(Path(args.rerender))
+        Path(args.rerender).with_suffix(".md").write_text(report_markdown(data) + "\n")
+        with Procs() as procs:
+            code, out, err = procs.run(
+                [PYTHON, str(BENCH / "plot.py"), args.rerender, "--outdir", args.img or str(IMG)],
+                300,
+            )
+        print((out + err).strip())
+        print(f"wrote {Path(args.rerender).with_suffix('.md')}")
+        return code
     only = [s for s in args.only.split(",") if s]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t_start = time.monotonic()
     out_json = (
         Path(args.out) if args.out else RESULTS / ("smoke.json" if args.smoke else "latest.json")
     )
-    png = Path(args.png) if args.png else (RESULTS / "smoke.png" if args.smoke else PNG)
+    img = Path(args.img) if args.img else (RESULTS if args.smoke else IMG)
+    prefix = "smoke-" if args.smoke else "bench-"
 
     common: list[str] = []
     kraky_note = ""
@@ -193,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "--kraky-python" in argv_:
                     i = argv_.index("--kraky-python")
                     del argv_[i : i + 2]
+            if name == "peers" and args.no_peers:
+                argv_.append("--no-peers")
             print(f"== {name}", flush=True)
             t0 = time.monotonic()
             code, _ = run_script(procs, argv_, TIMEOUT[name])
@@ -225,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     out_json.with_suffix(".md").write_text(md + "\n")
 
     print("\n" + "=" * 78)
-    print(f"REPORT ({'smoke' if args.smoke else 'full'}), {started}")
+    print(f"REPORT ({mode(data)}), {started}")
     print(
         f"{info['nproc']} CPUs ({info['cpu']}), {info['os']}, Python {info['python']};"
         f" load {info['loadavg_at_start']} -> {data['loadavg_at_end']}"
@@ -243,7 +314,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with Procs() as procs:
         code, out, err = procs.run(
-            [PYTHON, str(BENCH / "plot.py"), str(out_json), "-o", str(png)], 300
+            [
+                PYTHON,
+                str(BENCH / "plot.py"),
+                str(out_json),
+                "--outdir",
+                str(img),
+                "--prefix",
+                prefix,
+            ],
+            300,
         )
     print((out + err).strip() or f"plot.py exit {code}")
     if code != 0:
