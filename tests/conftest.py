@@ -62,6 +62,18 @@ def load_recording(name: str, directory: Path = RECORDINGS) -> Any:
     return json.loads(path.read_text())
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once, at the end, why the recording tests were skipped."""
+    reason = missing_recording_reason()
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if reason in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped: {reason}", yellow=True)
+
+
 @pytest.fixture(scope="session")
 def kraken_recording() -> Callable[[str], Any]:
     """``kraken_recording(name)``: a recorded Kraken session, or a skip."""

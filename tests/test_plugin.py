@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -128,3 +129,26 @@ def test_plugin_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# -- the suite's own recordings: skipped with one reason, or failed in CI --------
+
+
+def test_a_missing_recording_skips_with_one_reason_or_fails_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import REQUIRE_RECORDINGS, load_recording, missing_recording_reason
+
+    monkeypatch.delenv(REQUIRE_RECORDINGS, raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        load_recording("kraken-v1-book10-xbtusd.json", tmp_path)
+    reason = str(skipped.value)
+    assert reason == missing_recording_reason(tmp_path)
+    assert str(tmp_path) in reason and "python-kraken-sdk" in reason and "shared/" in reason
+
+    monkeypatch.setenv(REQUIRE_RECORDINGS, "1")
+    with pytest.raises(pytest.fail.Exception, match=REQUIRE_RECORDINGS):
+        load_recording("kraken-v1-book10-xbtusd.json", tmp_path)
+
+    (tmp_path / "x.json").write_text('{"init": []}')
+    assert load_recording("x.json", tmp_path) == {"init": []}

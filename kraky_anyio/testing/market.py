@@ -1,8 +1,9 @@
 """A deterministic market simulator for the fake exchange.
 
-:class:`MarketSimulator` is a sans-I/O core: one seeded random walk per pair
-drives limit orders, cancels and market orders against a book of
-``book_levels`` levels per side, and every :meth:`~MarketSimulator.step`
+:class:`MarketSimulator` is a sans-I/O core: per pair, a seeded random walk
+of the fair price (about 1 % a day) drives limit orders, cancels and market
+orders against a book of ``book_levels`` levels per side, and every
+:meth:`~MarketSimulator.step`
 returns the Kraken v1 channel data that step produced, as
 :class:`Publication` objects (``channel_name``, ``pair``, ``payloads``):
 ``book-<depth>`` updates for every depth, ``trade``, ``ticker``, ``spread`` and
@@ -29,6 +30,15 @@ level that comes back into scope, republished as ``[price, volume, time,
 5-element form. The checksum ``"c"`` covers the top 10 of each side, which is
 the same for every depth of 10 or more.
 
+It looks like a real market for hours on end. Each step: quotes the fair
+price moved through are taken (trades at the touch, sweeping only as far as
+the move); about ten random events a second (orders joining at or near the
+touch, cancels, small market orders at the touch, depth refilled behind it);
+then market makers quote again, so that the spread, a mean-reverting number
+of ticks between 1 and :data:`MAX_SPREAD_TICKS` (about 2 on average), is
+back within its target after every step, with a dense ladder of levels
+behind the touch. The book is never crossed.
+
 Everything is deterministic for a seed: no clock is read (the simulator's
 time starts at ``start_time`` and moves by each step's ``dt``) and each pair
 has its own ``random.Random``, so a pair's stream does not depend on the other
@@ -38,6 +48,7 @@ decimals, volumes with 8), never floats.
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from bisect import bisect_left
@@ -51,7 +62,21 @@ import anyio
 from ..book import CHECKSUM_DEPTH, DEPTHS, checksum
 from .session import OHLC_INTERVALS
 
-__all__ = ["MarketSimulator", "Publication", "run_market"]
+__all__ = ["MAX_SPREAD_TICKS", "MarketSimulator", "Publication", "run_market"]
+
+#: The widest spread, in ticks, the market makers leave after a step.
+MAX_SPREAD_TICKS = 8
+#: The fair price's volatility, a fraction of the price per day.
+_DAILY_VOLATILITY = 0.01
+#: Random events (orders, cancels, market orders) per second of market time,
+#: and at most per step whatever its length, so that long steps stay cheap.
+_EVENTS_PER_SECOND = 10.0
+_MAX_EVENTS_PER_STEP = 6
+#: The spread target reverts to its mean with this time constant (seconds).
+_SPREAD_MEAN_TICKS = 2.0
+_SPREAD_REVERSION_SECONDS = 30.0
+#: How many ticks behind a fresh touch the makers fill in.
+_LADDER_TICKS = 6
 
 _VOLUME_SCALE = 10**8
 _ZERO_VOLUME = "0.00000000"
@@ -185,6 +210,11 @@ class _Pair:
         # About 1e-5 of the price, a power of ten.
         self.tick = 10 ** max(0, len(str(start_units)) - 6)
         self.fair = start_units - start_units % self.tick
+        # The fair price's walk, in ticks (a float: its steps are fractions);
+        # the spread the makers aim for, in ticks.
+        self.walk = float(self.fair // self.tick)
+        self.sigma = self.walk * _DAILY_VOLATILITY / math.sqrt(86_400)
+        self.spread_target = _SPREAD_MEAN_TICKS
         # Orders are worth about 2000 units of the quote currency on average.
         self.mean_volume = max(1, 2000 * _VOLUME_SCALE * self.scale // start_units)
         self.asks = _Side(False, depths)
@@ -215,8 +245,10 @@ class _Pair:
         # during the last minute; not published (there is no subscriber yet).
         for side in (self.asks, self.bids):
             price = self.fair
-            for _ in range(book_levels):
-                price += side.sign * self.tick * rng.randint(1, 3)
+            for rank in range(book_levels):
+                # Dense near the touch (a spread of 2 ticks), sparser deeper.
+                gap = 1 if rank == 0 else rng.randint(1, 2 if rank < 20 else 4)
+                price += side.sign * self.tick * gap
                 if price <= 0:
                     break
                 placed = _timestamp(now_us - rng.randint(1, 60_000_000))
@@ -332,23 +364,32 @@ class _Pair:
     def step(self, start_us: int, dt_us: int) -> list[Publication]:
         rng = self.rng
         out: list[Publication] = []
-        self.fair = max(10 * self.tick, self.fair + self.tick * round(rng.gauss(0, 2)))
-        times = sorted(start_us + rng.randint(1, dt_us) for _ in range(rng.choice((0, 1, 1, 2, 3))))
-        ts = _timestamp(start_us + dt_us)
+        dt = dt_us / 1_000_000
+        self.walk = max(10.0, self.walk + rng.gauss(0.0, self.sigma * math.sqrt(dt)))
+        self.fair = round(self.walk) * self.tick
+        # An Ornstein-Uhlenbeck spread target, clipped to [1, MAX_SPREAD_TICKS].
+        keep = math.exp(-dt / _SPREAD_REVERSION_SECONDS)
+        self.spread_target = min(
+            float(MAX_SPREAD_TICKS),
+            max(
+                1.0,
+                _SPREAD_MEAN_TICKS
+                + (self.spread_target - _SPREAD_MEAN_TICKS) * keep
+                + rng.gauss(0.0, 1.2 * math.sqrt(1 - keep * keep)),
+            ),
+        )
+        count = min(_MAX_EVENTS_PER_STEP, self._poisson(min(_EVENTS_PER_SECOND * dt, 4.0)))
+        times = sorted(start_us + rng.randint(1, dt_us) for _ in range(count))
+        end_us = start_us + dt_us
         traded = False
-        for us in times:
+        # First the quotes the fair price moved through, then the random
+        # events, then the makers: one engine event each.
+        events = [(start_us + 1, self._take_stale), *((us, self._random_event) for us in times)]
+        events.append((end_us, self._requote))
+        for us, event in events:
             ts = _timestamp(us)
             self.trades = []
-            kind = rng.random()
-            if kind < 0.45:
-                self._limit_order(rng.random() < 0.5, ts)
-            elif kind < 0.75:
-                self._amend(self.asks if rng.random() < 0.5 else self.bids, ts)
-            elif kind < 0.9:
-                self._market_order(rng.random() < 0.5, ts)
-            else:
-                for side in (self.asks, self.bids):
-                    self._amend(side, ts, rank=0)
+            event(ts)
             self.end_event(ts, out)
             if self.trades:
                 traded = True
@@ -357,6 +398,7 @@ class _Pair:
                     out.append(
                         Publication(f"ohlc-{interval}", self.name, (self.ohlc(us, interval),))
                     )
+        ts = _timestamp(end_us)
         top = self.top_of_book()
         if top != self.last_top:
             self.last_top = top
@@ -366,17 +408,81 @@ class _Pair:
             out.append(Publication("ticker", self.name, (self.ticker(),)))
         return out
 
-    def _limit_order(self, buy: bool, ts: str) -> None:
-        offset = self.tick * int(self.rng.expovariate(0.25))
-        price = max(self.tick, self.fair - offset if buy else self.fair + offset)
-        rest = self._take(buy, self._volume(), price, "l", ts)
-        if rest:
-            side = self.bids if buy else self.asks
-            resting = side.levels[price][0] if price in side.levels else 0
-            self.set_level(side, price, resting + rest, ts)
+    def _poisson(self, mean: float) -> int:
+        """A Poisson draw (Knuth's method: ``mean`` is small here)."""
+        limit, count, product = math.exp(-mean), 0, self.rng.random()
+        while product > limit:
+            count += 1
+            product *= self.rng.random()
+        return count
 
-    def _market_order(self, buy: bool, ts: str) -> None:
-        self._take(buy, self._volume() * self.rng.randint(1, 4), None, "m", ts)
+    def _take_stale(self, ts: str) -> None:
+        """Takers pick off the quotes the fair price moved through, best first:
+        trades at the touch, as deep as the move and no deeper."""
+        ask, bid = self.asks.best(), self.bids.best()
+        if ask is not None and ask <= self.fair:
+            self._take(True, 2**62, self.fair, "l", ts)
+        elif bid is not None and bid >= self.fair:
+            self._take(False, 2**62, self.fair, "l", ts)
+
+    def _random_event(self, ts: str) -> None:
+        rng = self.rng
+        kind = rng.random()
+        buy = rng.random() < 0.5
+        if kind < 0.35:
+            self._join(buy, ts)
+        elif kind < 0.65:
+            self._amend(self.bids if buy else self.asks, ts)
+        elif kind < 0.85:
+            # A market order at the touch: mostly within its volume.
+            self._take(buy, self._volume() * rng.randint(1, 3) // 2 + 1, None, "m", ts)
+        else:
+            self._refill(self.bids if buy else self.asks, ts)
+
+    def _join(self, buy: bool, ts: str) -> None:
+        """A limit order at the touch, behind it, or (now and then) inside the
+        spread; never crossing."""
+        side, other = (self.bids, self.asks) if buy else (self.asks, self.bids)
+        touch, far = side.best(), other.best()
+        if touch is None or far is None:
+            return
+        roll = self.rng.random()
+        if roll < 0.2 and abs(far - touch) > self.tick:
+            price = touch - side.sign * self.tick  # one tick better
+        else:
+            price = touch + side.sign * self.tick * int(self.rng.expovariate(0.5))
+        resting = side.levels[price][0] if price in side.levels else 0
+        self.set_level(side, price, resting + self._volume(), ts)
+
+    def _refill(self, side: _Side, ts: str) -> None:
+        """Depth coming back: a level somewhere in the first ticks behind the touch."""
+        touch = side.best()
+        if touch is None:
+            return
+        price = touch + side.sign * self.tick * self.rng.randint(1, 4 * _LADDER_TICKS)
+        if price > 0 and price not in side.levels:
+            self.set_level(side, price, self._volume(), ts)
+
+    def _requote(self, ts: str) -> None:
+        """Market makers bring the spread back within its target around the
+        fair price, with a ladder of levels behind each new touch."""
+        target = round(self.spread_target)
+        want_ask = self.fair + self.tick * ((target + 1) // 2)
+        want_bid = want_ask - self.tick * target
+        ask, bid = self.asks.best(), self.bids.best()
+        if bid is not None:
+            want_ask = max(want_ask, bid + self.tick)
+        if ask is not None:
+            want_bid = min(want_bid, ask - self.tick)
+        for side, want in ((self.asks, want_ask), (self.bids, want_bid)):
+            best = side.best()
+            if want <= 0 or (best is not None and best * side.sign <= want * side.sign):
+                continue  # this side's touch is already as good
+            self.set_level(side, want, self._volume(), ts)
+            for behind in range(1, _LADDER_TICKS + 1):
+                price = want + side.sign * self.tick * behind
+                if price > 0 and price not in side.levels and self.rng.random() < 0.6:
+                    self.set_level(side, price, self._volume(), ts)
 
     def _take(self, buy: bool, volume: int, limit: int | None, ordertype: str, ts: str) -> int:
         """Match a taker against the other side; returns what is left of
@@ -409,17 +515,16 @@ class _Pair:
             self.record_trade(best, filled, ts, "b" if buy else "s", ordertype)
         return volume if limit is not None else 0
 
-    def _amend(self, side: _Side, ts: str, rank: int | None = None) -> None:
+    def _amend(self, side: _Side, ts: str) -> None:
         """Cancel (mostly near the top), reduce or add to one level."""
         rng = self.rng
-        if rank is None:
-            rank = int(rng.expovariate(1 / 6))
+        rank = int(rng.expovariate(1 / 6))
         price = side.price_at(min(rank, len(side) - 1))
         volume = side.levels[price][0]
         roll = rng.random()
-        if roll < 0.55:
+        if roll < 0.45:
             volume = 0
-        elif roll < 0.8:
+        elif roll < 0.75:
             volume = volume * rng.randint(1, 9) // 10
         else:
             volume += self._volume()
