@@ -1,27 +1,34 @@
 """The command line: real processes on real time, each bounded by a timeout;
-they synchronise on the output the other side prints, never on sleeps."""
+they synchronise on the output the other side prints, never on sleeps.
+
+A child that gets a signal from a test has that signal's default disposition
+set before it starts (``preexec_fn``): a shell's background job starts with
+SIGINT ignored, and the child would inherit that."""
 
 from __future__ import annotations
 
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import IO, Any
 
 import pytest
 
 from kraky_anyio import Connected
-from kraky_anyio.cli import RICH_HINT, _json_line, main
+from kraky_anyio.cli import RICH_HINT, main
+from kraky_anyio.cli.commands import json_line
 
 CLI = [sys.executable, "-m", "kraky_anyio"]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TIMEOUT = 30.0  # seconds: a bound for each process, never a synchronisation
 
 
@@ -46,22 +53,35 @@ def _read_line(stream: IO[bytes], deadline: float) -> str:
     return line.decode()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    """Ctrl-C, then the exit status and stderr (killed if it hangs)."""
-    proc.send_signal(signal.SIGINT)
+def _default_signals() -> None:
+    """In the child, before exec: the signals the tests send act by default
+    (Python then raises KeyboardInterrupt on SIGINT), whatever the parent's
+    disposition (SIGINT is ignored in a background job)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """The CLI in a child process that a test may send signals to."""
+    return subprocess.Popen([*CLI, *argv], preexec_fn=_default_signals, **kwargs)
+
+
+def _stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> tuple[int, str]:
+    """Ctrl-C (or ``signum``), then the exit status and stderr (killed if it hangs)."""
+    proc.send_signal(signum)
     try:
         _, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        pytest.fail(f"did not exit on Ctrl-C; stderr: {err.decode()}")
-    return proc.returncode, err.decode()
+        pytest.fail(f"did not exit on signal {signum}; stderr: {err.decode()}")
+    return proc.returncode, (err or b"").decode()
 
 
 def _serve(backend: str = "asyncio") -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--backend", backend],
+    proc = _spawn(
+        ["serve", "--port", str(port), "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
@@ -111,41 +131,105 @@ def _is_level_row(line: str) -> bool:
     )
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["demo", "--backend", "trio"],
-        ["book", "ETH/USD", "--depth", "25", "--url", "{url}", "--backend", "asyncio"],
-    ],
-    ids=["demo-trio", "book-asyncio"],
-)
-def test_live_view_in_a_terminal_stops_on_ctrl_c(argv: list[str], server_url: str) -> None:
-    """In a pseudo-terminal the view updates in place; Ctrl-C exits 0."""
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [*CLI, *(arg.format(url=server_url) for arg in argv)],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm"},
-    )
-    os.close(terminal)
-    try:
-        seen = b""
+class _Terminal:
+    """The CLI in a pseudo-terminal: everything it drew so far in ``seen``."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.controller, terminal = pty.openpty()
+        self.proc = _spawn(
+            argv,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "110", "LINES": "50", "TERM": "xterm"},
+        )
+        os.close(terminal)
+        self.seen = b""
+
+    def read_until(self, done: Callable[[str], bool], what: str) -> None:
         deadline = time.monotonic() + TIMEOUT
-        while seen.count("✓ verified".encode()) < 3:  # a few frames drawn
-            ready, _, _ = select.select([controller], [], [], deadline - time.monotonic())
+        while not done(self.seen.decode(errors="replace")):
+            ready, _, _ = select.select([self.controller], [], [], deadline - time.monotonic())
             if not ready:
-                pytest.fail(f"no live view before the deadline: {seen[-500:]!r}")
-            seen += os.read(controller, 65536)
-        assert b"\x1b[" in seen  # drawn with cursor control, in place
-        code, err = _stop(proc)
+                pytest.fail(f"no {what} before the deadline: {self.seen[-800:]!r}")
+            try:
+                chunk = os.read(self.controller, 65536)
+            except OSError:  # EIO: the child is gone
+                chunk = b""
+            if not chunk:
+                pytest.fail(f"end of output before {what}: {self.seen[-800:]!r}")
+            self.seen += chunk
+
+    def rest(self) -> str:
+        """Everything else it drew, once it has exited."""
+        while True:
+            ready, _, _ = select.select([self.controller], [], [], TIMEOUT)
+            try:
+                chunk = os.read(self.controller, 65536) if ready else b""
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return self.seen.decode(errors="replace")
+            self.seen += chunk
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.controller)
+
+
+@pytest.mark.parametrize(
+    ("argv", "signum", "status"),
+    [
+        (["demo", "--backend", "trio"], signal.SIGINT, 130),
+        (
+            ["book", "ETH/USD", "--depth", "25", "--url", "{url}", "--backend", "asyncio"],
+            signal.SIGTERM,
+            143,
+        ),
+    ],
+    ids=["demo-trio-ctrl-c", "book-asyncio-sigterm"],
+)
+def test_live_view_in_a_terminal_stops_on_a_signal(
+    argv: list[str], signum: int, status: int, server_url: str
+) -> None:
+    """In a pseudo-terminal the view updates in place, its columns and its
+    connection labelled; Ctrl-C exits 130, SIGTERM 143, both after the summary."""
+    term = _Terminal([arg.format(url=server_url) for arg in argv])
+    try:
+        term.read_until(lambda seen: seen.count("✓ verified") >= 3, "live view")
+        code, err = _stop(term.proc, signum)
+        seen = term.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(controller)
-    assert code == 0, err
+        term.close()
+    assert "\x1b[" in seen  # drawn with cursor control, in place
+    seen = ANSI.sub("", seen)
+    assert all(label in seen for label in ("asks", "bids", "trades", "● connected")), seen[-3000:]
+    assert ("simulated" in seen) == (argv[0] == "demo")
+    assert code == status, err
+    assert "Traceback" not in err
+    assert " verified updates, " in seen.rstrip().splitlines()[-1]  # the summary
+
+
+def test_book_view_marks_stale_data_when_the_server_dies() -> None:
+    server, url = _serve()
+    term = _Terminal(["book", "XBT/USD", "--url", url])
+    try:
+        term.read_until(lambda seen: "✓ verified" in seen, "verified book")
+        server.kill()
+        server.wait()
+        term.read_until(
+            lambda seen: all(s in seen for s in ("stale since", "disconnected since", "(stale)")),
+            "stale marking",
+        )
+        code, err = _stop(term.proc)
+    finally:
+        term.close()
+        if server.poll() is None:
+            server.kill()
+        server.communicate()
+    assert code == 130, err
     assert "Traceback" not in err
 
 
@@ -154,8 +238,8 @@ def test_live_view_in_a_terminal_stops_on_ctrl_c(argv: list[str], server_url: st
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_stream_prints_json_lines_and_exits_on_a_broken_pipe(server_url: str, backend: str) -> None:
-    proc = subprocess.Popen(
-        [*CLI, "stream", "ticker", "XBT/USD", "--url", server_url, "--backend", backend],
+    proc = _spawn(
+        ["stream", "ticker", "XBT/USD", "--url", server_url, "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
@@ -178,8 +262,8 @@ def test_stream_prints_json_lines_and_exits_on_a_broken_pipe(server_url: str, ba
 
 
 def test_stream_shows_channel_data_and_stops_on_ctrl_c(server_url: str) -> None:
-    proc = subprocess.Popen(
-        [*CLI, "stream", "book", "ETH/USD", "--depth", "25", "--url", server_url],
+    proc = _spawn(
+        ["stream", "book", "ETH/USD", "--depth", "25", "--url", server_url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
@@ -192,7 +276,7 @@ def test_stream_shows_channel_data_and_stops_on_ctrl_c(server_url: str) -> None:
         if isinstance(msg, list):
             data.append(msg)
     code, err = _stop(proc)
-    assert code == 0, err
+    assert code == 130, err
     assert "Traceback" not in err
     snapshot, *updates = data
     assert snapshot[-2:] == ["book-25", "ETH/USD"] and len(snapshot[1]["as"]) == 25
@@ -213,10 +297,11 @@ def test_stream_rejected_subscription_is_a_one_line_error(server_url: str) -> No
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_serve_stops_on_ctrl_c(backend: str) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_serve_stops_on_a_signal(backend: str, signum: int, status: int) -> None:
     proc, _ = _serve(backend)
-    code, err = _stop(proc)
-    assert code == 0, err
+    code, err = _stop(proc, signum)
+    assert code == status, err
     assert "Traceback" not in err
 
 
@@ -277,9 +362,9 @@ def test_missing_rich_prints_the_hint(
 
 
 def test_json_lines() -> None:
-    assert _json_line(Connected(2, "ws://x", 3)) == (
+    assert json_line(Connected(2, "ws://x", 3)) == (
         '{"notice":"Connected","generation":2,"url":"ws://x","replayed":3}'
     )
-    assert _json_line([1, {"x": Decimal("0.10")}, "ticker", "XBT/USD"]) == (
+    assert json_line([1, {"x": Decimal("0.10")}, "ticker", "XBT/USD"]) == (
         '[1,{"x":"0.10"},"ticker","XBT/USD"]'
     )
