@@ -7,6 +7,7 @@ SIGINT ignored, and the child would inherit that."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import pty
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -23,7 +25,7 @@ from typing import IO, Any
 
 import pytest
 
-from kraky_anyio import Connected
+from kraky_anyio import Connected, __version__
 from kraky_anyio.cli import RICH_HINT, main
 from kraky_anyio.cli.commands import json_line
 
@@ -305,6 +307,254 @@ def test_serve_stops_on_a_signal(backend: str, signum: int, status: int) -> None
     assert "Traceback" not in err
 
 
+# -- an unreachable server: state shown, limits for scripts ----------------------
+
+
+def _closed_port_url() -> str:
+    return f"ws://127.0.0.1:{_free_port()}"  # nothing listens there
+
+
+def test_stream_gives_up_after_max_attempts_with_logged_failures() -> None:
+    url = _closed_port_url()
+    done = subprocess.run(
+        [*CLI, "stream", "ticker", "XBT/USD", "--url", url, "--max-attempts", "2"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    *logged, last = done.stderr.strip().splitlines()
+    # Attempts run on their own; the limit is checked as they fail.
+    gave_up = re.fullmatch(
+        rf"kraky-anyio: error: gave up after (\d+) failed connection attempts to {url}.*", last
+    )
+    assert gave_up and int(gave_up[1]) >= 2, last
+    # Each failure logged with its time and level, not bare.
+    failures = [line for line in logged if f"connecting to {url} failed" in line]
+    assert len(failures) >= 2
+    assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING ", line) for line in failures)
+
+
+def test_stream_gives_up_after_timeout_quietly_with_log_level_error() -> None:
+    url = _closed_port_url()
+    done = subprocess.run(
+        [
+            *CLI,
+            "stream",
+            "ticker",
+            "XBT/USD",
+            "--url",
+            url,
+            "--timeout",
+            "1",
+            "--log-level",
+            "error",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"kraky-anyio: error: no connection to {url} for 1 s\n"
+
+
+def test_book_view_shows_the_connection_state_while_it_cannot_connect() -> None:
+    url = _closed_port_url()
+    done = subprocess.run(
+        [*CLI, "book", "XBT/USD", "--url", url, "--max-attempts", "3"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "COLUMNS": "140"},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("kraky-anyio: error: gave up after 3 failed connection")
+    out = done.stdout  # the last frame, then the summary
+    assert re.search(r"◌ connecting · attempt [34]", out) and "disconnected since" in out
+    assert "waiting for the book" in out and "✓ verified" not in out
+
+
+@pytest.mark.xfail(strict=True, reason="needs core: conn.status (next_attempt_at, last_error)")
+def test_book_view_shows_the_next_attempt_and_the_last_error() -> None:
+    url = _closed_port_url()
+    done = subprocess.run(
+        [*CLI, "book", "XBT/USD", "--url", url, "--max-attempts", "4"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 1
+    assert "next try in" in done.stdout and "last error: " in done.stdout
+    assert done.stderr.startswith("kraky-anyio: error: gave up after 4 failed connection")
+    assert "refused" in done.stderr.lower()
+
+
+# -- stream options ------------------------------------------------------------------
+
+
+def test_stream_count_and_data_only(server_url: str) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "ticker", "XBT/USD", "--url", server_url, "--count", "3", "--data-only"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 3 and all(line[-2:] == ["ticker", "XBT/USD"] for line in lines)
+    # The notices went to stderr, Kraken's events (systemStatus, ...) nowhere.
+    notices = [json.loads(line) for line in done.stderr.splitlines()]
+    assert notices[0]["notice"] == "Connected"
+    assert "systemStatus" not in done.stdout + done.stderr
+
+
+def test_stream_duration(server_url: str) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "trade", "XBT/USD", "--url", server_url, "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[0])["notice"] == "Connected"
+
+
+def test_stream_names_a_refused_pair_and_goes_on_with_the_rest(server_url: str) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "ticker", "XBT/USD", "XBT/FOO", "--url", server_url, "--count", "2"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "kraky-anyio: warning: XBT/FOO: Currency pair not supported XBT/FOO "
+        "(streaming the other pairs)\n"
+    )
+    data = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [msg[-1] for msg in data if isinstance(msg, list)] == ["XBT/USD", "XBT/USD"]
+
+
+def test_stream_fails_when_every_pair_is_refused(server_url: str) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "ticker", "XBT/FOO", "ETH/FOO", "--url", server_url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "XBT/FOO: Currency pair not supported XBT/FOO" in done.stderr
+    assert "ETH/FOO: Currency pair not supported ETH/FOO" in done.stderr
+
+
+# -- private channels and trading: key and secret from the environment only -------
+
+API_KEY = "cli-test-key"
+API_SECRET = "c2VjcmV0LWZvci10aGUtY2xpLXRlc3RzLW9ubHk="  # base64, as Kraken's are
+
+
+@pytest.fixture
+def token_server() -> Iterator[str]:
+    """A REST endpoint answering GetWebSocketsToken, on a thread."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.path == "/0/private/GetWebSocketsToken" and self.headers["API-Key"] == API_KEY
+            body = json.dumps(
+                {"error": [], "result": {"token": "tok-cli", "expires": 900}}
+                if ok
+                else {"error": ["EAPI:Invalid key"]}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def _private_env(api_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KRAKEN_API_KEY": API_KEY,
+        "KRAKEN_API_SECRET": API_SECRET,
+        "KRAKEN_API_URL": api_url,
+    }
+
+
+def test_private_channel_with_the_key_from_the_environment(
+    server_url: str, token_server: str
+) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "openOrders", "--url", server_url, "--count", "1", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_private_env(token_server),
+    )
+    assert done.returncode == 0, done.stderr
+    *_, data = [json.loads(line) for line in done.stdout.splitlines()]
+    assert data[1:] == ["openOrders", {"sequence": 1}]
+    for secret in (API_KEY, API_SECRET):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_trade_add_and_cancel(server_url: str, token_server: str) -> None:
+    env = _private_env(token_server)
+    base = [*CLI, "trade", "--url", server_url, "--timeout", "20"]
+    add = [*base, "add", "--pair", "XBT/USD", "--type", "buy", "--volume", "0.01"]
+    done = subprocess.run(
+        [*add, "--price", "100"], capture_output=True, text=True, timeout=TIMEOUT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["event"] == "addOrderStatus" and reply["status"] == "ok"
+    (txid,) = reply["txid"] if isinstance(reply["txid"], list) else [reply["txid"]]
+    done = subprocess.run(
+        [*base, "cancel", txid], capture_output=True, text=True, timeout=TIMEOUT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in json.loads(done.stdout)] == ["ok"]
+    done = subprocess.run(
+        [*base, "cancel", txid], capture_output=True, text=True, timeout=TIMEOUT, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr == "kraky-anyio: error: EOrder:Unknown order\n"
+    for secret in (API_KEY, API_SECRET):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_private_commands_without_the_key_are_a_usage_error(server_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRAKEN_")}
+    done = subprocess.run(
+        [*CLI, "stream", "ownTrades", "--url", server_url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "kraky-anyio: error: private channels and trading need KRAKEN_API_KEY and "
+        "KRAKEN_API_SECRET in the environment\n"
+    )
+
+
 # -- arguments -------------------------------------------------------------------
 
 
@@ -323,6 +573,20 @@ def test_serve_stops_on_a_signal(backend: str, signum: int, status: int) -> None
         ["stream", "ticker", "XBT/USD", "--env", "beta", "--url", "ws://localhost:1"],
         ["book", "XBT/USD", "--depth", "7"],
         ["serve", "--port", "70000"],
+        # URLs that could never connect: refused before connecting.
+        ["stream", "ticker", "XBT/USD", "--url", "ws://"],
+        ["stream", "ticker", "XBT/USD", "--url", "wss:///nohost"],
+        ["stream", "ticker", "XBT/USD", "--url", "ws://127.0.0.1:notaport"],
+        ["stream", "ticker", "XBT/USD", "--url", "ws://127.0.0.1:99999"],
+        ["book", "XBT/USD", "--url", "ws://[::1"],
+        ["stream", "ticker", "XBT/USD", "--max-attempts", "0"],
+        ["stream", "ticker", "XBT/USD", "--timeout", "-1"],
+        ["stream", "ticker", "XBT/USD", "--count", "0"],
+        ["stream", "ticker", "XBT/USD", "XBT/USD"],
+        ["stream", "ownTrades", "XBT/USD"],
+        ["trade", "add", "--pair", "XBT/USD", "--type", "buy", "--volume", "1"],
+        ["trade", "cancel"],
+        ["demo", "--log-level", "loud"],
     ],
 )
 def test_bad_arguments_are_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -343,12 +607,47 @@ def test_bad_arguments_in_a_process() -> None:
     assert "invalid choice: 7" in done.stderr
 
 
+def test_bad_urls_in_a_process_are_one_line_before_connecting() -> None:
+    for url in ("ws://", "ws://127.0.0.1:notaport"):
+        done = subprocess.run(
+            [*CLI, "stream", "ticker", "XBT/USD", "--url", url],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert done.stdout == ""
+
+
+def test_an_option_open_kraken_refuses_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever ``open_kraken`` refuses at entry (ValueError/TypeError) is
+    one line and exit 2, not an error from inside the session."""
+    from kraky_anyio.cli import commands
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("not a WebSocket URL: 'ws://x'")
+
+    monkeypatch.setattr(commands, "open_kraken", refuse)
+    assert main(["stream", "ticker", "XBT/USD", "--url", "ws://x"]) == 2
+    assert capsys.readouterr().err == "kraky-anyio: error: not a WebSocket URL: 'ws://x'\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"kraky-anyio {__version__}\n"
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert all(command in out for command in ("demo", "stream", "book", "serve"))
+    assert all(command in out for command in ("demo", "stream", "book", "serve", "trade"))
 
 
 @pytest.mark.parametrize("command", [["demo"], ["book", "XBT/USD"]])

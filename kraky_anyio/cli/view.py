@@ -33,10 +33,13 @@ class View:
     frame that shows them with the live book and the connection's state."""
 
     def __init__(
-        self, conn: KrakenConnection, book: LiveBook, title: str, *, simulated: bool = False
+        self, conn: KrakenConnection, pair: str, depth: int, title: str, *, simulated: bool = False
     ) -> None:
         self.conn = conn
-        self.book = book
+        self.pair = pair
+        self.depth = depth
+        #: The live book, once subscribed (None while it is being subscribed).
+        self.book: LiveBook | None = None
         self.title = title
         self.simulated = simulated
         self.tracker = StateTracker(conn)
@@ -54,12 +57,19 @@ class View:
             elif msg[-2] == "trade":
                 self.trades.extend(msg[1])
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """Verified updates, checksum mismatches, resyncs, reconnects."""
+        book = self.book
+        reconnects = max(0, self.conn.stats.connections - 1)
+        if book is None:
+            return 0, 0, 0, reconnects
+        return book.book.updates, book.checksum_mismatches, book.resyncs, reconnects
+
     def summary(self) -> str:
-        book, conn = self.book, self.conn
+        updates, mismatches, resyncs, reconnects = self.counts()
         return (
-            f"{book.pair} book-{book.depth}: {book.book.updates} verified updates, "
-            f"{book.checksum_mismatches} checksum mismatches, {book.resyncs} resyncs, "
-            f"{max(0, conn.stats.connections - 1)} reconnects"
+            f"{self.pair} book-{self.depth}: {updates} verified updates, "
+            f"{mismatches} checksum mismatches, {resyncs} resyncs, {reconnects} reconnects"
         )
 
     def render(self, rows: int) -> RenderableType:
@@ -69,13 +79,14 @@ class View:
         from rich.table import Table
         from rich.text import Text
 
-        book, conn = self.book, self.conn
+        book = self.book
         state = self.tracker.read()
-        fresh = book.valid and state.state == "connected"
+        fresh = book is not None and book.valid and state.state == "connected"
         if fresh:
             self.verified_at = anyio.current_time()
-        asks, bids = book.asks[:rows], book.bids[:rows]
-        spread = book.spread
+        asks = book.asks[:rows] if book is not None else ()
+        bids = book.bids[:rows] if book is not None else ()
+        spread = book.spread if book is not None else None
         prices = _aligned([lv.price for lv in (*asks, *bids)] + [spread or Decimal(0)])
         ask_style, bid_style = ("red", "green") if fresh else ("dim", "dim")
 
@@ -121,10 +132,11 @@ class View:
             verdict = ("… waiting for the book", "bold yellow")
         else:
             verdict = (f"⚠ stale since {wall_clock(self.verified_at)}", "bold yellow")
+        updates, mismatches, resyncs, reconnects = self.counts()
         footer = Text.assemble(
             verdict,
-            f" · {book.book.updates} updates · {book.checksum_mismatches} mismatches"
-            f" · {book.resyncs} resyncs · {max(0, conn.stats.connections - 1)} reconnects",
+            f" · {updates} updates · {mismatches} mismatches"
+            f" · {resyncs} resyncs · {reconnects} reconnects",
         )
         return Panel(
             Group(connection, self._ticker_line(), grid, footer),
@@ -138,12 +150,12 @@ class View:
 
         t = self.ticker
         if t is None:
-            return Text(f"{self.book.pair}  waiting for the ticker…", style="dim")
+            return Text(f"{self.pair}  waiting for the ticker…", style="dim")
         last, open_24h = Decimal(t["c"][0]), Decimal(t["o"][1])
         change = (last - open_24h) / open_24h * 100 if open_24h else Decimal(0)
         last_s, high, low = _aligned([last, Decimal(t["h"][1]), Decimal(t["l"][1])])
         return Text.assemble(
-            (self.book.pair, "bold"),
+            (self.pair, "bold"),
             "  last ",
             (last_s, "bold"),
             (f" {change:+.2f}%", "green" if change >= 0 else "red"),
@@ -191,20 +203,23 @@ async def watch(
 
     console = Console()
     channels = conn.messages(channel=["ticker", "trade"], pair=pair)
-    async with channels, conn.book(pair, depth) as book, task_group() as tg:
-        view = View(conn, book, title, simulated=simulated)
-        tg.start_soon(view.collect, channels)
+    view = View(conn, pair, depth, title, simulated=simulated)
 
-        async def subscribe() -> None:
+    async def keep_book() -> None:
+        # In a task: the view draws the connection's state while it connects.
+        async with conn.book(pair, depth) as book:
+            view.book = book
             await conn.subscribe({"name": "ticker"}, [pair])
             await conn.subscribe({"name": "trade"}, [pair])
+            await anyio.sleep_forever()
 
-        # In a task: the view draws the connection's state while it connects.
-        tg.start_soon(subscribe)
+    async with channels, task_group() as tg:
+        tg.start_soon(view.collect, channels)
+        tg.start_soon(keep_book)
         # As many rows as the terminal has room for (all of them into a file).
-        rows = min(depth, max(3, (console.height - 12) // 2)) if console.is_terminal else depth
-        # The deadline covers the view only: the connection's tasks must
-        # outlive it to unsubscribe on the way out.
+        rows = min(depth, max(3, (console.height - 14) // 2)) if console.is_terminal else depth
+        # The deadline covers the view only: the book's task outlives it, to
+        # unsubscribe on the way out.
         try:
             with (
                 anyio.move_on_after(math.inf if duration is None else duration),
