@@ -110,13 +110,16 @@ async def test_bot(kraken_client, kraken_market):
 
 def test_plugin_is_registered_and_overridable(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
-    # A run of its own: the plugin comes from the entry point, as for a user.
-    # (looptime's plugin is off, as in this project's own configuration.)
-    options = ("-p", "no:cacheprovider", "-p", "no:looptime_plugin")
+    # A run of its own: the plugin comes from the entry point, as for a user,
+    # with every other installed plugin too (looptime's included).
+    options = ("-p", "no:cacheprovider")
     result = pytester.runpytest_inprocess(*options)
     result.assert_outcomes(passed=2)
     # Without the entry point's plugin the fixtures are unknown.
-    result = pytester.runpytest_inprocess(*options, "-p", "no:kraky_anyio")
+    # (looptime's plugin off too: without ours, nothing unregisters it.)
+    result = pytester.runpytest_inprocess(
+        *options, "-p", "no:kraky_anyio", "-p", "no:looptime_plugin"
+    )
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*fixture 'kraken_client' not found*"])
 
@@ -152,3 +155,45 @@ def test_a_missing_recording_skips_with_one_reason_or_fails_when_required(
 
     (tmp_path / "x.json").write_text('{"init": []}')
     assert load_recording("x.json", tmp_path) == {"init": []}
+
+
+# -- the README's "Testing your bot" runs as written, with plain pytest ----------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_example(heading: str) -> str:
+    """The first ``python`` block after ``heading`` in the README."""
+    text = README.read_text()
+    after = text[text.index(f"\n{heading}\n") :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```", start)]
+
+
+def test_readme_testing_your_bot_runs_with_plain_pytest(pytester: pytest.Pytester) -> None:
+    example = _readme_example("## Testing your bot")
+    assert "@pytest.mark.anyio" in example
+    pytester.makepyfile(test_readme=example)
+    # A fresh process with nothing but pytest's defaults and the installed
+    # plugins (looptime's and ours from their entry points).
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1, result.stdout.str()
+    assert not outcomes.get("failed") and not outcomes.get("errors"), result.stdout.str()
+
+
+def test_the_testing_tools_are_exported() -> None:
+    import kraky_anyio.testing as testing
+    from kraky_anyio.testing import engine, market, plugin
+
+    assert testing.MarketSimulator is market.MarketSimulator
+    assert testing.run_market is market.run_market
+    assert testing.Publication is market.Publication
+    assert testing.FakeMatchingEngine is engine.FakeMatchingEngine
+    assert testing.kraken_exchange is plugin.kraken_exchange
+    assert testing.kraken_client is plugin.kraken_client
+    assert testing.kraken_market is plugin.kraken_market
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        testing.nope  # noqa: B018
