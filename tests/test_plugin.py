@@ -197,3 +197,29 @@ def test_the_testing_tools_are_exported() -> None:
         assert getattr(testing, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         testing.nope  # noqa: B018
+
+
+# -- what a newcomer installs is what CI tests -------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readmes_test_command_from_a_test_only_install() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    # [test] holds everything the suite imports: the CLI's rich, auth's httpx, trio.
+    assert "kraky-anyio[auth,cli,trio]" in extras["test"]
+    assert extras["trio"] and project["license-files"] == ["LICENSE"]
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
+    # The README's two commands, and .ci/run running the second verbatim
+    # (it finds it the same way: the first `pip install` line after "Run the tests").
+    readme = README.read_text()
+    tests_section = readme[readme.index("\nRun the tests") :]
+    command = next(line for line in tests_section.splitlines() if line.startswith("pip install"))
+    assert command == 'pip install -e ".[test]" && python -m pytest -q'
+    assert 'pip install -e ".[cli]" && kraky-anyio demo' in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'eval "$TEST_COMMAND"' in ci and "KRAKY_REQUIRE_FIXTURES=1" in ci
+    assert ci.index('eval "$TEST_COMMAND"') < ci.index('-e ".[dev]"')  # before the tools
