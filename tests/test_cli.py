@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import pty
 import re
@@ -631,8 +632,11 @@ def test_an_option_open_kraken_refuses_is_a_usage_error(
         raise ValueError("not a WebSocket URL: 'ws://x'")
 
     monkeypatch.setattr(commands, "open_kraken", refuse)
+    logger = logging.getLogger("kraky_anyio")
+    before = (logger.level, list(logger.handlers))
     assert main(["stream", "ticker", "XBT/USD", "--url", "ws://x"]) == 2
     assert capsys.readouterr().err == "kraky-anyio: error: not a WebSocket URL: 'ws://x'\n"
+    assert (logger.level, logger.handlers) == before  # main's logging setup undone
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -51,7 +51,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+def _configure_logging(args: argparse.Namespace) -> Callable[[], None]:
+    """Send the library's log records to stderr with time and level; returns
+    the function that undoes it (``main`` may run inside a bigger program)."""
     if args.log_level:
         level = getattr(logging, args.log_level.upper())
     elif args.verbose:
@@ -60,11 +62,17 @@ def _configure_logging(args: argparse.Namespace) -> None:
         # The live views show the connection's state themselves.
         level = logging.ERROR if args.command in ("demo", "book") else logging.WARNING
     logger = logging.getLogger("kraky_anyio")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        logger.addHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    before = logger.level
+    logger.addHandler(handler)
     logger.setLevel(level)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+
+    return undo
 
 
 async def _run(args: argparse.Namespace) -> bool:
@@ -109,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             print(RICH_HINT, file=sys.stderr)
             return 1
-    _configure_logging(args)
+    undo_logging = _configure_logging(args)
     try:
         terminated = anyio.run(_run, args, backend=args.backend)
     except BaseException as exc:
@@ -129,4 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage = all(isinstance(leaf, UsageError) for leaf in leaves)
             return 2 if usage else 1
         raise
+    finally:
+        undo_logging()
     return EXIT_TERMINATED if terminated else 0
