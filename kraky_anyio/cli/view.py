@@ -225,11 +225,15 @@ async def watch(
                 anyio.move_on_after(math.inf if duration is None else duration),
                 Live(view.render(rows), console=console, auto_refresh=False) as live,
             ):
-                async with task_group() as limits:
-                    limits.start_soon(enforce_limits, view.tracker, max_attempts, down_for)
-                    while True:
-                        await anyio.sleep(1 / FPS)
-                        live.update(view.render(rows), refresh=True)
+                try:
+                    async with task_group() as limits:
+                        limits.start_soon(enforce_limits, view.tracker, max_attempts, down_for)
+                        while True:
+                            await anyio.sleep(1 / FPS)
+                            live.update(view.render(rows), refresh=True)
+                finally:
+                    # The last frame shows the state it ended in (why it gave up).
+                    live.update(view.render(rows), refresh=True)
         finally:
             if not console.is_terminal:
                 console.line()  # Live ends its last frame without one
