@@ -51,15 +51,22 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from bisect import bisect_left
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import anyio
 
-from ..book import CHECKSUM_DEPTH, DEPTHS, checksum
+from ..book import DEPTHS
+from .market_book import (
+    VOLUME_SCALE,
+    BookSide,
+    Publication,
+    SimulatedBook,
+    timestamp,
+    volume_text,
+)
 from .session import OHLC_INTERVALS
 
 __all__ = ["MAX_SPREAD_TICKS", "MarketSimulator", "Publication", "run_market"]
@@ -78,8 +85,6 @@ _SPREAD_REVERSION_SECONDS = 30.0
 #: How many ticks behind a fresh touch the makers fill in.
 _LADDER_TICKS = 6
 
-_VOLUME_SCALE = 10**8
-_ZERO_VOLUME = "0.00000000"
 _INTERVALS = tuple(sorted(OHLC_INTERVALS))
 
 #: Start prices (quote currency) of Kraken's v1 pairs; other pairs get one
@@ -101,73 +106,10 @@ _START_PRICES = {
 }
 
 
-class Publication(NamedTuple):
-    """One channel-data message: ``server.publish(channel_name, pair, *payloads)``.
-
-    ``payloads`` holds one payload, or two for the 5-element book update
-    (asks, then bids with the checksum).
-    """
-
-    channel_name: str
-    pair: str
-    payloads: tuple[Any, ...]
-
-    def message(self, channel_id: int = 0) -> list[Any]:
-        """The message as Kraken frames it: ``[channelID, *payloads, channelName, pair]``."""
-        return [channel_id, *self.payloads, self.channel_name, self.pair]
-
-
 class _Publisher(Protocol):
     async def publish(
         self, channel_name: str, pair: str | None, payload: Any, *more_payloads: Any
     ) -> int: ...
-
-
-def _timestamp(us: int) -> str:
-    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
-
-
-def _volume(units: int) -> str:
-    return f"{units // _VOLUME_SCALE}.{units % _VOLUME_SCALE:08d}"
-
-
-class _View:
-    """What a ``book-<depth>`` subscriber holds, to know what to send it.
-
-    Between messages ``have`` is exactly the top ``depth`` of the full book
-    (price -> volume). During a message it may also hold levels pushed below
-    ``depth`` (the subscriber truncates only after the message), and it stays
-    a subset of the full book: a delete of any level it holds is sent.
-    """
-
-    __slots__ = ("depth", "have", "out")
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.have: dict[int, int] = {}
-        self.out: list[list[str]] = []
-
-
-class _Side:
-    """One side of the full book; prices in integer units of the pair's decimals."""
-
-    __slots__ = ("keys", "levels", "sign", "views")
-
-    def __init__(self, is_bids: bool, depths: Iterable[int]) -> None:
-        self.sign = -1 if is_bids else 1
-        self.keys: list[int] = []  # sign * price, ascending: best first
-        # price -> (volume, [price, volume, time] as sent)
-        self.levels: dict[int, tuple[int, list[str]]] = {}
-        self.views = [_View(d) for d in depths]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def price_at(self, rank: int) -> int:
-        return self.keys[rank] * self.sign
-
-    def best(self) -> int | None:
-        return self.keys[0] * self.sign if self.keys else None
 
 
 @dataclass
@@ -194,18 +136,15 @@ class _Tally:
         return (2 * self.notional + self.volume) // (2 * self.volume)  # rounded half up
 
 
-class _Pair:
+class _Pair(SimulatedBook):
     """The market of one pair: its random walk, full book, views and statistics."""
 
     def __init__(
         self, name: str, seed: int, depths: tuple[int, ...], book_levels: int, now_us: int
     ) -> None:
-        self.name = name
         self.rng = rng = random.Random(f"kraky-anyio market {seed} {name}")
-        self.book_levels = book_levels
         start = _START_PRICES.get(name) or str(1 + zlib.crc32(name.encode()) % 1000)
-        self.decimals = 5 if Decimal(start) >= Decimal("0.1") else 7
-        self.scale = 10**self.decimals
+        super().__init__(name, 5 if Decimal(start) >= Decimal("0.1") else 7, depths, book_levels)
         start_units = int(Decimal(start) * self.scale)
         # About 1e-5 of the price, a power of ten.
         self.tick = 10 ** max(0, len(str(start_units)) - 6)
@@ -216,10 +155,7 @@ class _Pair:
         self.sigma = self.walk * _DAILY_VOLATILITY / math.sqrt(86_400)
         self.spread_target = _SPREAD_MEAN_TICKS
         # Orders are worth about 2000 units of the quote currency on average.
-        self.mean_volume = max(1, 2000 * _VOLUME_SCALE * self.scale // start_units)
-        self.asks = _Side(False, depths)
-        self.bids = _Side(True, depths)
-        self.corrupt: set[int] = set()
+        self.mean_volume = max(1, 2000 * VOLUME_SCALE * self.scale // start_units)
         self.trades: list[list[str]] = []
 
         # Yesterday's statistics, so the 24 h ticker fields look lived in.
@@ -251,72 +187,15 @@ class _Pair:
                 price += side.sign * self.tick * gap
                 if price <= 0:
                     break
-                placed = _timestamp(now_us - rng.randint(1, 60_000_000))
+                placed = timestamp(now_us - rng.randint(1, 60_000_000))
                 volume = self._volume()
                 side.keys.append(price * side.sign)
-                side.levels[price] = (volume, [self.price(price), _volume(volume), placed])
+                side.levels[price] = (volume, [self.price(price), volume_text(volume), placed])
             for view in side.views:
                 view.have = {p: side.levels[p][0] for p in map(side.price_at, range(view.depth))}
 
-    # -- formatting --------------------------------------------------------
-
-    def price(self, units: int) -> str:
-        return f"{units // self.scale}.{units % self.scale:0{self.decimals}d}"
-
-    def top(self, side: _Side, depth: int) -> list[list[str]]:
-        """``[price, volume, time]`` of the best ``depth`` levels (shared: copy
-        before handing out)."""
-        levels = side.levels
-        return [levels[price][1] for price in map(side.price_at, range(min(depth, len(side))))]
-
-    def snapshot(self, depth: int) -> dict[str, Any]:
-        return {
-            "as": [list(level) for level in self.top(self.asks, depth)],
-            "bs": [list(level) for level in self.top(self.bids, depth)],
-        }
-
-    def checksum(self) -> int:
-        top = CHECKSUM_DEPTH
-        return checksum(self.top(self.asks, top), self.top(self.bids, top))
-
-    # -- the full book and its depth views ----------------------------------
-
-    def set_level(self, side: _Side, price: int, volume: int, ts: str) -> None:
-        """One change of the full book (volume 0 deletes), mirrored into every
-        depth view as what Kraken would send its subscriber."""
-        levels = side.levels
-        key = price * side.sign
-        if volume <= 0:
-            if price not in levels:
-                return
-            del side.keys[bisect_left(side.keys, key)]
-            del levels[price]
-            deleted = [self.price(price), _ZERO_VOLUME, ts]
-            for view in side.views:
-                if price not in view.have:
-                    continue
-                del view.have[price]
-                view.out.append(deleted)
-                if len(side) >= view.depth:
-                    back = side.price_at(view.depth - 1)  # back in scope
-                    back_volume, back_level = levels[back]
-                    if view.have.get(back) != back_volume:
-                        view.have[back] = back_volume
-                        view.out.append([*back_level, "r"])
-            return
-        if price not in levels:
-            side.keys.insert(bisect_left(side.keys, key), key)
-        level = [self.price(price), _volume(volume), ts]
-        levels[price] = (volume, level)
-        rank = bisect_left(side.keys, key)
-        for view in side.views:
-            if rank < view.depth:
-                view.have[price] = volume
-                view.out.append(level)
-
     def end_event(self, ts: str, out: list[Publication]) -> None:
-        """Close one engine event: refill the book's tail, emit one message per
-        depth that saw a change, truncate views and book."""
+        """Close one engine event: refill the book's tail, then publish."""
         for side in (self.asks, self.bids):
             while len(side) < self.book_levels:
                 worst = side.price_at(-1) if len(side) else self.fair
@@ -324,37 +203,7 @@ class _Pair:
                 if price <= 0:
                     break
                 self.set_level(side, price, self._volume(), ts)
-        crc: int | None = None
-        for ask_view, bid_view in zip(self.asks.views, self.bids.views, strict=True):
-            for side, view in ((self.asks, ask_view), (self.bids, bid_view)):
-                extra = len(view.have) - min(view.depth, len(side))
-                rank = view.depth
-                while extra > 0:  # levels pushed below the depth, all within reach
-                    price = side.price_at(rank)
-                    rank += 1
-                    if view.have.pop(price, None) is not None:
-                        extra -= 1
-            if not ask_view.out and not bid_view.out:
-                continue
-            if crc is None:
-                crc = self.checksum()
-            c = crc
-            if ask_view.depth in self.corrupt:
-                self.corrupt.discard(ask_view.depth)
-                c = (crc + 1) % 2**32
-            payloads: tuple[dict[str, Any], ...]
-            if ask_view.out and bid_view.out:
-                payloads = ({"a": ask_view.out}, {"b": bid_view.out, "c": str(c)})
-            elif ask_view.out:
-                payloads = ({"a": ask_view.out, "c": str(c)},)
-            else:
-                payloads = ({"b": bid_view.out, "c": str(c)},)
-            ask_view.out = []
-            bid_view.out = []
-            out.append(Publication(f"book-{ask_view.depth}", self.name, payloads))
-        for side in (self.asks, self.bids):
-            while len(side) > self.book_levels:
-                del side.levels[side.keys.pop() * side.sign]
+        self.publish_event(out)
 
     # -- the market --------------------------------------------------------
 
@@ -387,7 +236,7 @@ class _Pair:
         events = [(start_us + 1, self._take_stale), *((us, self._random_event) for us in times)]
         events.append((end_us, self._requote))
         for us, event in events:
-            ts = _timestamp(us)
+            ts = timestamp(us)
             self.trades = []
             event(ts)
             self.end_event(ts, out)
@@ -398,7 +247,7 @@ class _Pair:
                     out.append(
                         Publication(f"ohlc-{interval}", self.name, (self.ohlc(us, interval),))
                     )
-        ts = _timestamp(end_us)
+        ts = timestamp(end_us)
         top = self.top_of_book()
         if top != self.last_top:
             self.last_top = top
@@ -454,7 +303,7 @@ class _Pair:
         resting = side.levels[price][0] if price in side.levels else 0
         self.set_level(side, price, resting + self._volume(), ts)
 
-    def _refill(self, side: _Side, ts: str) -> None:
+    def _refill(self, side: BookSide, ts: str) -> None:
         """Depth coming back: a level somewhere in the first ticks behind the touch."""
         touch = side.best()
         if touch is None:
@@ -515,7 +364,7 @@ class _Pair:
             self.record_trade(best, filled, ts, "b" if buy else "s", ordertype)
         return volume if limit is not None else 0
 
-    def _amend(self, side: _Side, ts: str) -> None:
+    def _amend(self, side: BookSide, ts: str) -> None:
         """Cancel (mostly near the top), reduce or add to one level."""
         rng = self.rng
         rank = int(rng.expovariate(1 / 6))
@@ -533,7 +382,7 @@ class _Pair:
     # -- trades and statistics ---------------------------------------------
 
     def record_trade(self, price: int, volume: int, ts: str, side: str, ordertype: str) -> None:
-        self.trades.append([self.price(price), _volume(volume), ts, side, ordertype, ""])
+        self.trades.append([self.price(price), volume_text(volume), ts, side, ordertype, ""])
         self.today.add(price, volume)
         self.last_trade = (price, volume)
         seconds = int(ts.partition(".")[0])
@@ -547,30 +396,27 @@ class _Pair:
     def ohlc(self, us: int, interval: int) -> list[Any]:
         begin, tally = self.candles[interval]
         return [
-            _timestamp(us),
+            timestamp(us),
             f"{begin + interval * 60}.000000",
             self.price(tally.open),
             self.price(tally.high),
             self.price(tally.low),
             self.price(self.last_trade[0]),
             self.price(tally.vwap(tally.open)),
-            _volume(tally.volume),
+            volume_text(tally.volume),
             tally.count,
         ]
-
-    def top_of_book(self) -> tuple[int | None, ...]:
-        ask, bid = self.asks.best(), self.bids.best()
-        return (
-            ask,
-            None if ask is None else self.asks.levels[ask][0],
-            bid,
-            None if bid is None else self.bids.levels[bid][0],
-        )
 
     def spread(self, ts: str) -> list[str]:
         ask, ask_volume, bid, bid_volume = self.top_of_book()
         assert ask is not None and bid is not None and ask_volume and bid_volume
-        return [self.price(bid), self.price(ask), ts, _volume(bid_volume), _volume(ask_volume)]
+        return [
+            self.price(bid),
+            self.price(ask),
+            ts,
+            volume_text(bid_volume),
+            volume_text(ask_volume),
+        ]
 
     def ticker(self) -> dict[str, Any]:
         ask, ask_volume, bid, bid_volume = self.top_of_book()
@@ -586,10 +432,10 @@ class _Pair:
         )
         last_price, last_volume = self.last_trade
         return {
-            "a": [self.price(ask), ask_volume // _VOLUME_SCALE, _volume(ask_volume)],
-            "b": [self.price(bid), bid_volume // _VOLUME_SCALE, _volume(bid_volume)],
-            "c": [self.price(last_price), _volume(last_volume)],
-            "v": [_volume(today.volume), _volume(day.volume)],
+            "a": [self.price(ask), ask_volume // VOLUME_SCALE, volume_text(ask_volume)],
+            "b": [self.price(bid), bid_volume // VOLUME_SCALE, volume_text(bid_volume)],
+            "c": [self.price(last_price), volume_text(last_volume)],
+            "v": [volume_text(today.volume), volume_text(day.volume)],
             "p": [self.price(today.vwap(today.open)), self.price(day.vwap(day.open))],
             "t": [today.count, day.count],
             "l": [self.price(today.low), self.price(day.low)],
@@ -662,7 +508,7 @@ class MarketSimulator:
     @property
     def time(self) -> str:
         """The simulator's clock, epoch seconds as Kraken spells them."""
-        return _timestamp(self._now_us)
+        return timestamp(self._now_us)
 
     def step(self, dt: float = 0.1) -> list[Publication]:
         """Advance the market by ``dt`` seconds of its own clock and return
