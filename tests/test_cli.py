@@ -163,17 +163,28 @@ class _Terminal:
                 pytest.fail(f"end of output before {what}: {self.seen[-800:]!r}")
             self.seen += chunk
 
-    def rest(self) -> str:
-        """Everything else it drew, once it has exited."""
-        while True:
-            ready, _, _ = select.select([self.controller], [], [], TIMEOUT)
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Send ``signum``; the exit status, stderr and everything drawn. The
+        terminal is read all along: a child blocked writing to a full
+        terminal would never see the signal."""
+        self.proc.send_signal(signum)
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # until the child closed the terminal (EIO) or the deadline
+            ready, _, _ = select.select([self.controller], [], [], deadline - time.monotonic())
             try:
                 chunk = os.read(self.controller, 65536) if ready else b""
             except OSError:
                 chunk = b""
             if not chunk:
-                return self.seen.decode(errors="replace")
+                break
             self.seen += chunk
+        try:
+            _, err = self.proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            pytest.fail(f"did not exit on signal {signum}; stderr: {err.decode()}")
+        return self.proc.returncode, err.decode(), self.seen.decode(errors="replace")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -202,8 +213,7 @@ def test_live_view_in_a_terminal_stops_on_a_signal(
     term = _Terminal([arg.format(url=server_url) for arg in argv])
     try:
         term.read_until(lambda seen: seen.count("✓ verified") >= 3, "live view")
-        code, err = _stop(term.proc, signum)
-        seen = term.rest()
+        code, err, seen = term.stop(signum)
     finally:
         term.close()
     assert "\x1b[" in seen  # drawn with cursor control, in place
@@ -226,7 +236,7 @@ def test_book_view_marks_stale_data_when_the_server_dies() -> None:
             lambda seen: all(s in seen for s in ("stale since", "disconnected since", "(stale)")),
             "stale marking",
         )
-        code, err = _stop(term.proc)
+        code, err, _ = term.stop()
     finally:
         term.close()
         if server.poll() is None:
