@@ -11,7 +11,9 @@ before the docstrings are rendered, into:
 * a plain code span otherwise (``anyio.fail_after``, private objects, ...).
 
 It also turns reST's ``text::`` literal-block marker into ``text:`` (the
-indented block that follows is a Markdown code block already).
+indented block that follows is a Markdown code block already), and labels a
+function decorated with ``asynccontextmanager`` "async context manager"
+rather than "async" (it is used with ``async with``, not awaited).
 
 Only the docs build loads this file (``mkdocs.yml``: ``extensions``); it is not
 part of the package.
@@ -45,6 +47,12 @@ class RstRoles(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         self._pkg = pkg
         for obj in self._walk(pkg):
+            if obj.is_function and any(
+                str(d.callable_path).endswith("asynccontextmanager")
+                for d in obj.decorators  # type: ignore[attr-defined]
+            ):
+                obj.labels.discard("async")
+                obj.labels.add("async context manager")
             if obj.docstring is not None:
                 obj.docstring.value = self._rewrite(obj, obj.docstring.value)
 

@@ -8,9 +8,8 @@ import copy
 import json
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,9 +27,7 @@ from kraky_anyio.book import (
 )
 from kraky_anyio.errors import BookError, ChecksumMismatchError
 
-FIXTURE = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kraken-v1-book10-xbtusd.json"
-)
+RECORDING = "kraken-v1-book10-xbtusd.json"  # in ../shared/fixtures (see conftest.py)
 
 PAIR = "XBT/USD"
 T = "1700000000.000000"  # a level's timestamp; the book ignores its value
@@ -223,14 +220,8 @@ def test_the_book_package_keeps_every_name_and_one_checksum_module() -> None:
 
 
 @pytest.fixture(scope="module")
-def session() -> dict[str, Any]:
-    if not FIXTURE.is_file():
-        pytest.fail(
-            f"the recorded Kraken session is missing: {FIXTURE} (the shared/ folder must "
-            "sit beside the repository)",
-            pytrace=False,
-        )
-    data: dict[str, Any] = json.loads(FIXTURE.read_text())
+def session(kraken_recording: Callable[[str], Any]) -> dict[str, Any]:
+    data: dict[str, Any] = kraken_recording(RECORDING)
     return data
 
 

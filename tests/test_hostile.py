@@ -3,9 +3,9 @@ task; oversized frames close the socket with 1009 and the client reconnects."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,11 +17,8 @@ from kraky_anyio import Connected, Disconnected, open_kraken
 from kraky_anyio.book import OrderBook
 from kraky_anyio.errors import BookError
 from kraky_anyio.protocol import KrakenProtocol
+from kraky_anyio.testing.market import MarketSimulator
 from kraky_anyio.testing.server import open_fake_kraken
-
-FIXTURE = (
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kraken-v1-book10-xbtusd.json"
-)
 
 json_leaf = st.one_of(
     st.none(),
@@ -64,11 +61,16 @@ def test_deeply_nested_frame_is_counted_not_a_crash() -> None:
     assert protocol.stats.malformed_frames == 1
 
 
+@functools.cache
 def _fixture_messages() -> list[Any]:
-    if not FIXTURE.exists():
-        pytest.fail(f"shared fixture missing: {FIXTURE}")
-    data = json.loads(FIXTURE.read_text())
-    return [data["init"][-1], *[m for m in data["updates"] if isinstance(m, list)]]
+    """A book-10 snapshot and its updates, Kraken-shaped, from the simulator
+    (realistic data is all this needs, not Kraken's own recording)."""
+    sim = MarketSimulator(["XBT/USD"], seed=11, book_levels=100, depths=(10,))
+    (snapshot,) = sim.snapshot("book-10", "XBT/USD")
+    messages: list[Any] = [[0, snapshot, "book-10", "XBT/USD"]]
+    while len(messages) < 200:
+        messages += [p.message() for p in sim.step() if p.channel_name == "book-10"]
+    return messages
 
 
 def _mutate(value: Any, rng: random.Random) -> Any:

@@ -3,9 +3,12 @@ OrderBook, then end to end through the fake exchange on both backends."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import statistics
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -13,7 +16,7 @@ import pytest
 
 from kraky_anyio import BookResync, open_kraken
 from kraky_anyio.book import BookChecksumMismatchError, FeedResult, OrderBook
-from kraky_anyio.testing.market import MarketSimulator, Publication, run_market
+from kraky_anyio.testing.market import MAX_SPREAD_TICKS, MarketSimulator, Publication, run_market
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 
 PRICE = re.compile(r"^\d+\.\d{5}$")  # both default pairs have 5 decimals
@@ -164,6 +167,51 @@ def test_corrupt_next_checksum_breaks_exactly_the_next_update() -> None:
         sim.corrupt_next_checksum("SOL/USD")
     with pytest.raises(ValueError):
         MarketSimulator(depths=(10,)).corrupt_next_checksum("XBT/USD", depth=25)
+
+
+def test_a_day_of_market_looks_like_a_market() -> None:
+    """24 virtual hours in 2-minute steps (the walk and the spread scale with
+    the step): every update verifies, the book is never crossed, the spread
+    stays within a few ticks, the mid wanders plausibly, the depth refills."""
+    sim = MarketSimulator(["XBT/USD"], seed=0, book_levels=25, depths=(10,))
+    book = _book(sim, "XBT/USD", 10)
+    tick = Decimal("0.1")  # XBT/USD's price step
+    start = (book.best_ask.price + book.best_bid.price) / 2  # type: ignore[union-attr]
+    spreads: list[Decimal] = []
+    mids: list[Decimal] = []
+    updates = 0
+    for _ in range(24 * 30):
+        for pub in sim.step(120.0):
+            if pub.channel_name != "book-10":
+                continue
+            assert book.feed(pub.message()) is FeedResult.VERIFIED
+            assert book.best_ask and book.best_bid
+            assert book.best_ask.price > book.best_bid.price  # never crossed
+            updates += 1
+        assert len(book.asks) == len(book.bids) == 10  # depth refilled
+        assert book.spread is not None and book.best_ask and book.best_bid
+        spreads.append(book.spread)
+        mids.append((book.best_ask.price + book.best_bid.price) / 2)
+    assert sim.time == "1700086400.000000" and updates > 2000
+    assert max(spreads) <= MAX_SPREAD_TICKS * tick
+    assert statistics.median(spreads) <= 3 * tick
+    # About 1 % a day: a day's range is some tens of dollars to a few
+    # hundred, never the thousands a drifting book showed.
+    assert max(mids) - min(mids) < start / 20
+    assert max(abs(a - b) for a, b in itertools.pairwise(mids)) < start / 200
+
+
+def test_the_demo_pace_keeps_a_tight_spread() -> None:
+    """At the demo's 0.1 s step: the spread after every step is within bound
+    (the old walk had one above 50 dollars within 80 s)."""
+    sim = MarketSimulator(["XBT/USD"], seed=0, depths=(10,), book_levels=100)
+    book = _book(sim, "XBT/USD", 10)
+    for _ in range(1000):
+        for pub in sim.step():
+            if pub.channel_name == "book-10":
+                assert book.feed(pub.message()) is FeedResult.VERIFIED
+        assert book.spread is not None
+        assert Decimal(0) < book.spread <= MAX_SPREAD_TICKS * Decimal("0.1")
 
 
 # -- the other channels --------------------------------------------------------

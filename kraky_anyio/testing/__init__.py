@@ -1,8 +1,23 @@
 """A fake Kraken Spot WebSocket v1 exchange to test clients and bots against.
 
-:func:`open_fake_kraken` runs an in-process server (asyncio or trio) with
-fault injection; :class:`FakeKrakenSession` is its protocol logic without I/O.
+* :func:`open_fake_kraken` runs an in-process server (asyncio or trio) with
+  fault injection; :class:`FakeKrakenSession` is its protocol logic without I/O.
+* :class:`MarketSimulator` is a deterministic, checksum-consistent market to
+  feed it (:func:`run_market` publishes its steps).
+* :class:`FakeMatchingEngine` answers orders and feeds the private channels.
+* The pytest fixtures ``kraken_market``, ``kraken_market_interval``,
+  ``kraken_exchange`` and ``kraken_client`` come with the installed pytest
+  plugin (:mod:`kraky_anyio.testing.plugin`); they are importable from here
+  too, for a ``conftest.py`` when plugin autoloading is off.
+
+The simulator, the engine and the fixtures are imported on first use: the
+pytest plugin, loaded by every pytest run, stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .server import FakeKrakenConnection, FakeKrakenServer, open_fake_kraken
 from .session import (
@@ -13,13 +28,47 @@ from .session import (
     SnapshotProvider,
 )
 
+if TYPE_CHECKING:
+    from .engine import FakeMatchingEngine
+    from .market import MarketSimulator, Publication, run_market
+    from .plugin import kraken_client, kraken_exchange, kraken_market, kraken_market_interval
+
 __all__ = [
     "DEFAULT_PAIRS",
     "FakeKrakenConnection",
     "FakeKrakenServer",
     "FakeKrakenSession",
+    "FakeMatchingEngine",
+    "MarketSimulator",
     "OrderHandler",
     "OutgoingMessage",
+    "Publication",
     "SnapshotProvider",
+    "kraken_client",
+    "kraken_exchange",
+    "kraken_market",
+    "kraken_market_interval",
     "open_fake_kraken",
+    "run_market",
 ]
+
+# name -> the module (under this package) that defines it
+_LAZY = {
+    "FakeMatchingEngine": "engine",
+    "MarketSimulator": "market",
+    "Publication": "market",
+    "run_market": "market",
+    "kraken_client": "plugin",
+    "kraken_exchange": "plugin",
+    "kraken_market": "plugin",
+    "kraken_market_interval": "plugin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,8 +1,9 @@
 """A deterministic market simulator for the fake exchange.
 
-:class:`MarketSimulator` is a sans-I/O core: one seeded random walk per pair
-drives limit orders, cancels and market orders against a book of
-``book_levels`` levels per side, and every :meth:`~MarketSimulator.step`
+:class:`MarketSimulator` is a sans-I/O core: per pair, a seeded random walk
+of the fair price (about 1 % a day) drives limit orders, cancels and market
+orders against a book of ``book_levels`` levels per side, and every
+:meth:`~MarketSimulator.step`
 returns the Kraken v1 channel data that step produced, as
 :class:`Publication` objects (``channel_name``, ``pair``, ``payloads``):
 ``book-<depth>`` updates for every depth, ``trade``, ``ticker``, ``spread`` and
@@ -29,6 +30,15 @@ level that comes back into scope, republished as ``[price, volume, time,
 5-element form. The checksum ``"c"`` covers the top 10 of each side, which is
 the same for every depth of 10 or more.
 
+It looks like a real market for hours on end. Each step: quotes the fair
+price moved through are taken (trades at the touch, sweeping only as far as
+the move); about ten random events a second (orders joining at or near the
+touch, cancels, small market orders at the touch, depth refilled behind it);
+then market makers quote again, so that the spread, a mean-reverting number
+of ticks between 1 and :data:`MAX_SPREAD_TICKS` (about 2 on average), is
+back within its target after every step, with a dense ladder of levels
+behind the touch. The book is never crossed.
+
 Everything is deterministic for a seed: no clock is read (the simulator's
 time starts at ``start_time`` and moves by each step's ``dt``) and each pair
 has its own ``random.Random``, so a pair's stream does not depend on the other
@@ -38,459 +48,22 @@ decimals, volumes with 8), never floats.
 
 from __future__ import annotations
 
-import random
-import zlib
-from bisect import bisect_left
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Collection
+from typing import Any, Protocol
 
 import anyio
 
-from ..book import CHECKSUM_DEPTH, DEPTHS, checksum
-from .session import OHLC_INTERVALS
+from ..book import DEPTHS
+from .market_book import Publication, timestamp
+from .market_dynamics import MAX_SPREAD_TICKS, PairMarket
 
-__all__ = ["MarketSimulator", "Publication", "run_market"]
-
-_VOLUME_SCALE = 10**8
-_ZERO_VOLUME = "0.00000000"
-_INTERVALS = tuple(sorted(OHLC_INTERVALS))
-
-#: Start prices (quote currency) of Kraken's v1 pairs; other pairs get one
-#: derived from their name.
-_START_PRICES = {
-    "XBT/USD": "27000",
-    "XBT/EUR": "25000",
-    "XBT/USDT": "27000",
-    "ETH/USD": "1650",
-    "ETH/EUR": "1550",
-    "ETH/XBT": "0.061",
-    "SOL/USD": "20",
-    "XRP/USD": "0.5",
-    "ADA/USD": "0.25",
-    "DOT/USD": "4.2",
-    "LTC/USD": "65",
-    "XDG/USD": "0.07",
-    "USDT/USD": "1",
-}
-
-
-class Publication(NamedTuple):
-    """One channel-data message: ``server.publish(channel_name, pair, *payloads)``.
-
-    ``payloads`` holds one payload, or two for the 5-element book update
-    (asks, then bids with the checksum).
-    """
-
-    channel_name: str
-    pair: str
-    payloads: tuple[Any, ...]
-
-    def message(self, channel_id: int = 0) -> list[Any]:
-        """The message as Kraken frames it: ``[channelID, *payloads, channelName, pair]``."""
-        return [channel_id, *self.payloads, self.channel_name, self.pair]
+__all__ = ["MAX_SPREAD_TICKS", "MarketSimulator", "Publication", "run_market"]
 
 
 class _Publisher(Protocol):
     async def publish(
         self, channel_name: str, pair: str | None, payload: Any, *more_payloads: Any
     ) -> int: ...
-
-
-def _timestamp(us: int) -> str:
-    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
-
-
-def _volume(units: int) -> str:
-    return f"{units // _VOLUME_SCALE}.{units % _VOLUME_SCALE:08d}"
-
-
-class _View:
-    """What a ``book-<depth>`` subscriber holds, to know what to send it.
-
-    Between messages ``have`` is exactly the top ``depth`` of the full book
-    (price -> volume). During a message it may also hold levels pushed below
-    ``depth`` (the subscriber truncates only after the message), and it stays
-    a subset of the full book: a delete of any level it holds is sent.
-    """
-
-    __slots__ = ("depth", "have", "out")
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.have: dict[int, int] = {}
-        self.out: list[list[str]] = []
-
-
-class _Side:
-    """One side of the full book; prices in integer units of the pair's decimals."""
-
-    __slots__ = ("keys", "levels", "sign", "views")
-
-    def __init__(self, is_bids: bool, depths: Iterable[int]) -> None:
-        self.sign = -1 if is_bids else 1
-        self.keys: list[int] = []  # sign * price, ascending: best first
-        # price -> (volume, [price, volume, time] as sent)
-        self.levels: dict[int, tuple[int, list[str]]] = {}
-        self.views = [_View(d) for d in depths]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def price_at(self, rank: int) -> int:
-        return self.keys[rank] * self.sign
-
-    def best(self) -> int | None:
-        return self.keys[0] * self.sign if self.keys else None
-
-
-@dataclass
-class _Tally:
-    """Trade statistics since some start: volume, VWAP, count, open/high/low."""
-
-    open: int
-    high: int
-    low: int
-    volume: int = 0
-    notional: int = 0
-    count: int = 0
-
-    def add(self, price: int, volume: int) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
-        self.volume += volume
-        self.notional += price * volume
-        self.count += 1
-
-    def vwap(self, default: int) -> int:
-        if not self.volume:
-            return default
-        return (2 * self.notional + self.volume) // (2 * self.volume)  # rounded half up
-
-
-class _Pair:
-    """The market of one pair: its random walk, full book, views and statistics."""
-
-    def __init__(
-        self, name: str, seed: int, depths: tuple[int, ...], book_levels: int, now_us: int
-    ) -> None:
-        self.name = name
-        self.rng = rng = random.Random(f"kraky-anyio market {seed} {name}")
-        self.book_levels = book_levels
-        start = _START_PRICES.get(name) or str(1 + zlib.crc32(name.encode()) % 1000)
-        self.decimals = 5 if Decimal(start) >= Decimal("0.1") else 7
-        self.scale = 10**self.decimals
-        start_units = int(Decimal(start) * self.scale)
-        # About 1e-5 of the price, a power of ten.
-        self.tick = 10 ** max(0, len(str(start_units)) - 6)
-        self.fair = start_units - start_units % self.tick
-        # Orders are worth about 2000 units of the quote currency on average.
-        self.mean_volume = max(1, 2000 * _VOLUME_SCALE * self.scale // start_units)
-        self.asks = _Side(False, depths)
-        self.bids = _Side(True, depths)
-        self.corrupt: set[int] = set()
-        self.trades: list[list[str]] = []
-
-        # Yesterday's statistics, so the 24 h ticker fields look lived in.
-        drift = self.tick * rng.randint(-300, 300)
-        self.day_before = _Tally(
-            open=self.fair + drift,
-            high=self.fair + abs(drift) + self.tick * rng.randint(50, 500),
-            low=max(self.tick, self.fair - abs(drift) - self.tick * rng.randint(50, 500)),
-        )
-        for _ in range(50):
-            price = self.day_before.low + self.tick * rng.randint(
-                0, (self.day_before.high - self.day_before.low) // self.tick
-            )
-            self.day_before.add(price, self._volume() * rng.randint(10, 100))
-        self.day_before.count = rng.randint(5_000, 20_000)
-        self.today = _Tally(self.fair, self.fair, self.fair)
-        self.last_trade = (self.fair, self._volume())
-        # interval -> (begin, in seconds; its trades); the close is the last trade
-        self.candles: dict[int, tuple[int, _Tally]] = {}
-        self.last_top: tuple[int | None, ...] | None = None
-
-        # The initial book: levels spread out from the fair price, placed
-        # during the last minute; not published (there is no subscriber yet).
-        for side in (self.asks, self.bids):
-            price = self.fair
-            for _ in range(book_levels):
-                price += side.sign * self.tick * rng.randint(1, 3)
-                if price <= 0:
-                    break
-                placed = _timestamp(now_us - rng.randint(1, 60_000_000))
-                volume = self._volume()
-                side.keys.append(price * side.sign)
-                side.levels[price] = (volume, [self.price(price), _volume(volume), placed])
-            for view in side.views:
-                view.have = {p: side.levels[p][0] for p in map(side.price_at, range(view.depth))}
-
-    # -- formatting --------------------------------------------------------
-
-    def price(self, units: int) -> str:
-        return f"{units // self.scale}.{units % self.scale:0{self.decimals}d}"
-
-    def top(self, side: _Side, depth: int) -> list[list[str]]:
-        """``[price, volume, time]`` of the best ``depth`` levels (shared: copy
-        before handing out)."""
-        levels = side.levels
-        return [levels[price][1] for price in map(side.price_at, range(min(depth, len(side))))]
-
-    def snapshot(self, depth: int) -> dict[str, Any]:
-        return {
-            "as": [list(level) for level in self.top(self.asks, depth)],
-            "bs": [list(level) for level in self.top(self.bids, depth)],
-        }
-
-    def checksum(self) -> int:
-        top = CHECKSUM_DEPTH
-        return checksum(self.top(self.asks, top), self.top(self.bids, top))
-
-    # -- the full book and its depth views ----------------------------------
-
-    def set_level(self, side: _Side, price: int, volume: int, ts: str) -> None:
-        """One change of the full book (volume 0 deletes), mirrored into every
-        depth view as what Kraken would send its subscriber."""
-        levels = side.levels
-        key = price * side.sign
-        if volume <= 0:
-            if price not in levels:
-                return
-            del side.keys[bisect_left(side.keys, key)]
-            del levels[price]
-            deleted = [self.price(price), _ZERO_VOLUME, ts]
-            for view in side.views:
-                if price not in view.have:
-                    continue
-                del view.have[price]
-                view.out.append(deleted)
-                if len(side) >= view.depth:
-                    back = side.price_at(view.depth - 1)  # back in scope
-                    back_volume, back_level = levels[back]
-                    if view.have.get(back) != back_volume:
-                        view.have[back] = back_volume
-                        view.out.append([*back_level, "r"])
-            return
-        if price not in levels:
-            side.keys.insert(bisect_left(side.keys, key), key)
-        level = [self.price(price), _volume(volume), ts]
-        levels[price] = (volume, level)
-        rank = bisect_left(side.keys, key)
-        for view in side.views:
-            if rank < view.depth:
-                view.have[price] = volume
-                view.out.append(level)
-
-    def end_event(self, ts: str, out: list[Publication]) -> None:
-        """Close one engine event: refill the book's tail, emit one message per
-        depth that saw a change, truncate views and book."""
-        for side in (self.asks, self.bids):
-            while len(side) < self.book_levels:
-                worst = side.price_at(-1) if len(side) else self.fair
-                price = worst + side.sign * self.tick * self.rng.randint(1, 3)
-                if price <= 0:
-                    break
-                self.set_level(side, price, self._volume(), ts)
-        crc: int | None = None
-        for ask_view, bid_view in zip(self.asks.views, self.bids.views, strict=True):
-            for side, view in ((self.asks, ask_view), (self.bids, bid_view)):
-                extra = len(view.have) - min(view.depth, len(side))
-                rank = view.depth
-                while extra > 0:  # levels pushed below the depth, all within reach
-                    price = side.price_at(rank)
-                    rank += 1
-                    if view.have.pop(price, None) is not None:
-                        extra -= 1
-            if not ask_view.out and not bid_view.out:
-                continue
-            if crc is None:
-                crc = self.checksum()
-            c = crc
-            if ask_view.depth in self.corrupt:
-                self.corrupt.discard(ask_view.depth)
-                c = (crc + 1) % 2**32
-            payloads: tuple[dict[str, Any], ...]
-            if ask_view.out and bid_view.out:
-                payloads = ({"a": ask_view.out}, {"b": bid_view.out, "c": str(c)})
-            elif ask_view.out:
-                payloads = ({"a": ask_view.out, "c": str(c)},)
-            else:
-                payloads = ({"b": bid_view.out, "c": str(c)},)
-            ask_view.out = []
-            bid_view.out = []
-            out.append(Publication(f"book-{ask_view.depth}", self.name, payloads))
-        for side in (self.asks, self.bids):
-            while len(side) > self.book_levels:
-                del side.levels[side.keys.pop() * side.sign]
-
-    # -- the market --------------------------------------------------------
-
-    def _volume(self) -> int:
-        return 1 + int(self.mean_volume * self.rng.expovariate(1.0))
-
-    def step(self, start_us: int, dt_us: int) -> list[Publication]:
-        rng = self.rng
-        out: list[Publication] = []
-        self.fair = max(10 * self.tick, self.fair + self.tick * round(rng.gauss(0, 2)))
-        times = sorted(start_us + rng.randint(1, dt_us) for _ in range(rng.choice((0, 1, 1, 2, 3))))
-        ts = _timestamp(start_us + dt_us)
-        traded = False
-        for us in times:
-            ts = _timestamp(us)
-            self.trades = []
-            kind = rng.random()
-            if kind < 0.45:
-                self._limit_order(rng.random() < 0.5, ts)
-            elif kind < 0.75:
-                self._amend(self.asks if rng.random() < 0.5 else self.bids, ts)
-            elif kind < 0.9:
-                self._market_order(rng.random() < 0.5, ts)
-            else:
-                for side in (self.asks, self.bids):
-                    self._amend(side, ts, rank=0)
-            self.end_event(ts, out)
-            if self.trades:
-                traded = True
-                out.append(Publication("trade", self.name, (self.trades,)))
-                for interval in _INTERVALS:
-                    out.append(
-                        Publication(f"ohlc-{interval}", self.name, (self.ohlc(us, interval),))
-                    )
-        top = self.top_of_book()
-        if top != self.last_top:
-            self.last_top = top
-            out.append(Publication("spread", self.name, (self.spread(ts),)))
-            out.append(Publication("ticker", self.name, (self.ticker(),)))
-        elif traded:
-            out.append(Publication("ticker", self.name, (self.ticker(),)))
-        return out
-
-    def _limit_order(self, buy: bool, ts: str) -> None:
-        offset = self.tick * int(self.rng.expovariate(0.25))
-        price = max(self.tick, self.fair - offset if buy else self.fair + offset)
-        rest = self._take(buy, self._volume(), price, "l", ts)
-        if rest:
-            side = self.bids if buy else self.asks
-            resting = side.levels[price][0] if price in side.levels else 0
-            self.set_level(side, price, resting + rest, ts)
-
-    def _market_order(self, buy: bool, ts: str) -> None:
-        self._take(buy, self._volume() * self.rng.randint(1, 4), None, "m", ts)
-
-    def _take(self, buy: bool, volume: int, limit: int | None, ordertype: str, ts: str) -> int:
-        """Match a taker against the other side; returns what is left of
-        ``volume``. A market order (no ``limit``) sweeps at most 5 levels and
-        drops the rest; a limit order goes as deep as its price."""
-        side = self.asks if buy else self.bids
-        swept = 0
-        while volume:
-            best = side.best()
-            if best is None:
-                break
-            if limit is None:
-                if swept == 5:
-                    break
-                swept += 1
-            elif best > limit if buy else best < limit:
-                break
-            available = side.levels[best][0]
-            filled = min(volume, available)
-            volume -= filled
-            # A level is several resting orders: one change and one trade each.
-            for _ in range(self.rng.choice((1, 1, 2, 3)) - 1):
-                part = self.rng.randint(0, filled // 2)
-                if part:
-                    filled -= part
-                    available -= part
-                    self.set_level(side, best, available, ts)
-                    self.record_trade(best, part, ts, "b" if buy else "s", ordertype)
-            self.set_level(side, best, available - filled, ts)
-            self.record_trade(best, filled, ts, "b" if buy else "s", ordertype)
-        return volume if limit is not None else 0
-
-    def _amend(self, side: _Side, ts: str, rank: int | None = None) -> None:
-        """Cancel (mostly near the top), reduce or add to one level."""
-        rng = self.rng
-        if rank is None:
-            rank = int(rng.expovariate(1 / 6))
-        price = side.price_at(min(rank, len(side) - 1))
-        volume = side.levels[price][0]
-        roll = rng.random()
-        if roll < 0.55:
-            volume = 0
-        elif roll < 0.8:
-            volume = volume * rng.randint(1, 9) // 10
-        else:
-            volume += self._volume()
-        self.set_level(side, price, volume, ts)
-
-    # -- trades and statistics ---------------------------------------------
-
-    def record_trade(self, price: int, volume: int, ts: str, side: str, ordertype: str) -> None:
-        self.trades.append([self.price(price), _volume(volume), ts, side, ordertype, ""])
-        self.today.add(price, volume)
-        self.last_trade = (price, volume)
-        seconds = int(ts.partition(".")[0])
-        for interval in _INTERVALS:
-            begin = seconds - seconds % (interval * 60)
-            candle = self.candles.get(interval)
-            if candle is None or candle[0] != begin:
-                candle = self.candles[interval] = (begin, _Tally(price, price, price))
-            candle[1].add(price, volume)
-
-    def ohlc(self, us: int, interval: int) -> list[Any]:
-        begin, tally = self.candles[interval]
-        return [
-            _timestamp(us),
-            f"{begin + interval * 60}.000000",
-            self.price(tally.open),
-            self.price(tally.high),
-            self.price(tally.low),
-            self.price(self.last_trade[0]),
-            self.price(tally.vwap(tally.open)),
-            _volume(tally.volume),
-            tally.count,
-        ]
-
-    def top_of_book(self) -> tuple[int | None, ...]:
-        ask, bid = self.asks.best(), self.bids.best()
-        return (
-            ask,
-            None if ask is None else self.asks.levels[ask][0],
-            bid,
-            None if bid is None else self.bids.levels[bid][0],
-        )
-
-    def spread(self, ts: str) -> list[str]:
-        ask, ask_volume, bid, bid_volume = self.top_of_book()
-        assert ask is not None and bid is not None and ask_volume and bid_volume
-        return [self.price(bid), self.price(ask), ts, _volume(bid_volume), _volume(ask_volume)]
-
-    def ticker(self) -> dict[str, Any]:
-        ask, ask_volume, bid, bid_volume = self.top_of_book()
-        assert ask is not None and bid is not None and ask_volume and bid_volume
-        today, before = self.today, self.day_before
-        day = _Tally(
-            open=before.open,
-            high=max(before.high, today.high),
-            low=min(before.low, today.low),
-            volume=before.volume + today.volume,
-            notional=before.notional + today.notional,
-            count=before.count + today.count,
-        )
-        last_price, last_volume = self.last_trade
-        return {
-            "a": [self.price(ask), ask_volume // _VOLUME_SCALE, _volume(ask_volume)],
-            "b": [self.price(bid), bid_volume // _VOLUME_SCALE, _volume(bid_volume)],
-            "c": [self.price(last_price), _volume(last_volume)],
-            "v": [_volume(today.volume), _volume(day.volume)],
-            "p": [self.price(today.vwap(today.open)), self.price(day.vwap(day.open))],
-            "t": [today.count, day.count],
-            "l": [self.price(today.low), self.price(day.low)],
-            "h": [self.price(today.high), self.price(day.high)],
-            "o": [self.price(today.open), self.price(day.open)],
-        }
 
 
 class MarketSimulator:
@@ -533,7 +106,7 @@ class MarketSimulator:
         self._now_us = start_time * 1_000_000
         self._steps = 0
         self._pairs = {
-            pair: _Pair(pair, seed, self._depths, book_levels, self._now_us) for pair in pairs
+            pair: PairMarket(pair, seed, self._depths, book_levels, self._now_us) for pair in pairs
         }
 
     def __repr__(self) -> str:
@@ -557,7 +130,7 @@ class MarketSimulator:
     @property
     def time(self) -> str:
         """The simulator's clock, epoch seconds as Kraken spells them."""
-        return _timestamp(self._now_us)
+        return timestamp(self._now_us)
 
     def step(self, dt: float = 0.1) -> list[Publication]:
         """Advance the market by ``dt`` seconds of its own clock and return
@@ -604,7 +177,7 @@ class MarketSimulator:
         else:
             raise ValueError(f"depth {depth!r} is not simulated (one of {self._depths})")
 
-    def _market(self, pair: str) -> _Pair:
+    def _market(self, pair: str) -> PairMarket:
         try:
             return self._pairs[pair]
         except KeyError:

@@ -20,6 +20,13 @@ virtual clocks included)::
   :class:`~kraky_anyio.testing.server.FakeKrakenServer` fed by that market;
   it accepts only the simulated pairs.
 * ``kraken_client``: an ``open_kraken`` connection to it, already connected.
+
+looptime's pytest plugin (installed with looptime, which the ``test`` extra
+brings) patches pytest-asyncio's event loops and fails every test's setup
+when pytest-asyncio is not installed (``AttributeError: 'NoneType' object has
+no attribute '__name__'``). Without pytest-asyncio it has nothing to do, so
+this plugin unregisters it then: plain ``pytest`` works. looptime's loop
+itself (``looptime.make_event_loop_class``) is unaffected.
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ if TYPE_CHECKING:
 
 #: How long ``kraken_client`` waits for its first connection.
 CONNECT_TIMEOUT = 10.0
+#: The name looptime's pytest plugin is registered under (its entry point).
+LOOPTIME_PLUGIN = "looptime_plugin"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Unregister looptime's plugin where it could only fail (see above)."""
+    manager = config.pluginmanager
+    looptime = manager.get_plugin(LOOPTIME_PLUGIN)
+    if looptime is not None and not manager.has_plugin("asyncio"):
+        manager.unregister(looptime)
 
 
 @pytest.fixture

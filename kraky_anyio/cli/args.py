@@ -1,0 +1,226 @@
+"""The command line's arguments: every check that needs no network happens
+here, so that bad input is one line on stderr and exit status 2, before
+anything connects."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from .. import __version__
+from ..book import DEPTHS
+from ..protocol import ENVIRONMENTS
+
+PROG = "kraky-anyio"
+PUBLIC_CHANNELS = ("ticker", "trade", "spread", "book", "ohlc")
+PRIVATE_CHANNELS = ("ownTrades", "openOrders")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line (usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def ws_url(text: str) -> str:
+    """A ``ws://`` or ``wss://`` URL with a host and, if any, a valid port."""
+    if not text.startswith(("ws://", "wss://")):
+        raise argparse.ArgumentTypeError(f"not a ws:// or wss:// URL: {text!r}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad URL {text!r}: {exc}") from None
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"no host in URL: {text!r}")
+    return text
+
+
+def pair(text: str) -> str:
+    base, _, quote = text.partition("/")
+    if not base or not quote or "/" in quote:
+        raise argparse.ArgumentTypeError(f"a pair is spelled BASE/QUOTE, e.g. XBT/USD: {text!r}")
+    return text
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535: {text!r}")
+    return value
+
+
+def _common(sub: Parser) -> None:
+    sub.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="the event loop to run on (default: asyncio)",
+    )
+    sub.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-v: info, -vv: debug)",
+    )
+    sub.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="log level (default: warning; error in the live views, which show the state)",
+    )
+
+
+def _endpoint(sub: Parser) -> None:
+    where = sub.add_mutually_exclusive_group()
+    where.add_argument(
+        "--env",
+        choices=tuple(ENVIRONMENTS),
+        help="Kraken environment (default: production, production-auth for private data)",
+    )
+    where.add_argument("--url", type=ws_url, help="a ws:// or wss:// URL instead")
+    sub.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        metavar="N",
+        help="give up (exit 1) after N connection attempts in a row failed",
+    )
+    sub.add_argument(
+        "--timeout",
+        type=positive,
+        metavar="SECONDS",
+        help="give up (exit 1) after SECONDS without a connection",
+    )
+
+
+def parser() -> Parser:
+    root = Parser(
+        prog=PROG,
+        description="Kraken Spot WebSocket v1 client on anyio: watch, stream, trade or simulate.",
+        epilog="Exit status: 0 done, 1 error, 2 bad arguments, 130 Ctrl-C, 143 SIGTERM.",
+    )
+    root.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> Parser:
+        sub: Parser = commands.add_parser(name, help=help, description=help)
+        _common(sub)
+        return sub
+
+    demo = add("demo", "a live, checksum-verified book on a simulated exchange, in-process")
+    demo.add_argument("--seed", type=int, default=0, help="market seed (default: 0)")
+    demo.add_argument("--duration", type=positive, help="stop after SECONDS (default: Ctrl-C)")
+    demo.add_argument(
+        "--faults",
+        type=positive,
+        metavar="SECONDS",
+        help="every SECONDS, alternately corrupt a checksum and drop the connection",
+    )
+
+    stream = add("stream", "print every message of a subscription as one JSON line")
+    stream.add_argument(
+        "channel",
+        choices=PUBLIC_CHANNELS + PRIVATE_CHANNELS,
+        help="a public channel (needs pairs) or a private one (no pairs; needs "
+        "KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment)",
+    )
+    stream.add_argument("pairs", nargs="*", type=pair, metavar="PAIR", help="e.g. XBT/USD")
+    _endpoint(stream)
+    stream.add_argument("--depth", type=int, choices=DEPTHS, default=10, help="book depth")
+    stream.add_argument("--interval", type=int, default=1, help="ohlc interval in minutes")
+    stream.add_argument(
+        "--count", type=positive_int, metavar="N", help="stop after N data messages"
+    )
+    stream.add_argument("--duration", type=positive, help="stop after SECONDS")
+    stream.add_argument(
+        "--data-only",
+        action="store_true",
+        help="only channel data on stdout; notices to stderr, Kraken's events dropped",
+    )
+
+    book = add("book", "a live, checksum-verified book of PAIR")
+    book.add_argument("pair", type=pair, metavar="PAIR", help="e.g. XBT/USD")
+    book.add_argument("--depth", type=int, choices=DEPTHS, default=10, help="book depth")
+    book.add_argument("--duration", type=positive, help="stop after SECONDS (default: Ctrl-C)")
+    _endpoint(book)
+
+    trade = add(
+        "trade",
+        "place or cancel orders (KRAKEN_API_KEY and KRAKEN_API_SECRET from the environment)",
+    )
+    _endpoint(trade)
+    actions = trade.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_order: Parser = actions.add_parser("add", help="place one order; prints the reply")
+    add_order.add_argument("--pair", type=pair, required=True)
+    add_order.add_argument("--type", choices=("buy", "sell"), required=True)
+    add_order.add_argument("--ordertype", choices=("limit", "market"), default="limit")
+    add_order.add_argument("--volume", required=True, help="a decimal string, e.g. 0.01")
+    add_order.add_argument("--price", help="limit price, a decimal string")
+    add_order.add_argument(
+        "--validate", action="store_true", help="Kraken checks the order and does not place it"
+    )
+    cancel: Parser = actions.add_parser("cancel", help="cancel orders by txid")
+    cancel.add_argument("txids", nargs="+", metavar="TXID")
+    actions.add_parser("cancel-all", help="cancel every open order")
+
+    serve = add("serve", "run the simulated exchange as a server until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=port, default=0, help="TCP port (default: a free one)")
+    serve.add_argument("--seed", type=int, default=0, help="market seed (default: 0)")
+    serve.add_argument(
+        "--pairs",
+        nargs="+",
+        type=pair,
+        default=["XBT/USD", "ETH/USD"],
+        metavar="PAIR",
+        help="the pairs to simulate (default: XBT/USD ETH/USD)",
+    )
+    serve.add_argument(
+        "--step", type=positive, default=0.1, metavar="SECONDS", help="market step period"
+    )
+    return root
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; exits 2 with one line for anything argparse alone cannot check."""
+    root = parser()
+    args = root.parse_args(argv)
+    if args.command == "stream":
+        private = args.channel in PRIVATE_CHANNELS
+        if private and args.pairs:
+            root.error(f"{args.channel} is private and takes no pairs")
+        if not private and not args.pairs:
+            root.error(f"{args.channel} needs at least one PAIR")
+        if len(set(args.pairs)) != len(args.pairs):
+            root.error("a pair is given twice")
+    limit = args.command == "trade" and args.action == "add" and args.ordertype == "limit"
+    if limit and args.price is None:
+        root.error("a limit order needs --price")
+    return args
