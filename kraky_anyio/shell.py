@@ -102,6 +102,7 @@ class Shell:
         self._next_attempt_at: float | None = None
         self._disconnected_since: float | None = None
         self._last_error: str | None = None
+        self._failed_in_a_row = 0
 
     # -- state -------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class Shell:
         state: ConnectionState = "closed" if self.closing else self._state
         return ConnectionStatus(
             state,
-            self.protocol.stats.connection_attempts,
+            self._failed_in_a_row,
             self._next_attempt_at if state == "backoff" else None,
             None if state == "connected" else self._disconnected_since,
             self._last_error,
@@ -120,6 +121,7 @@ class Shell:
         self.connected = value
         if value:
             self._state, self._disconnected_since = "connected", None
+            self._failed_in_a_row = 0
         elif self._disconnected_since is None:
             self._state, self._disconnected_since = "connecting", anyio.current_time()
         self._changed.set()
@@ -273,6 +275,7 @@ class Shell:
             except (TransportError, TimeoutError) as exc:
                 self.backoff.failed(anyio.current_time())
                 stats.connect_failures += 1
+                self._failed_in_a_row += 1
                 self._last_error = str(exc) or type(exc).__name__
                 log.warning("connecting to %s failed: %s", self.url, exc)
                 if not self.options.reconnect:

@@ -14,7 +14,8 @@ ConnectionState = Literal["connecting", "connected", "backoff", "closed"]
 class ConnectionStatus:
     """Where the connection is now. Times are on ``anyio.current_time()``.
 
-    ``attempt`` counts connection attempts so far; ``next_attempt_at`` is set
+    ``attempt`` counts the connection attempts that failed in a row since the
+    last socket opened (0 once connected); ``next_attempt_at`` is set
     while waiting out a backoff; ``disconnected_since`` while no socket is
     connected (None when connected, and before the first attempt ends);
     ``last_error`` says why the last attempt or socket failed.

@@ -161,7 +161,7 @@ async def test_status_follows_the_connection() -> None:
             with anyio.fail_after(30):
                 await conn.wait_connected()
             up = conn.status
-            assert up.state == "connected" and up.attempt == 1
+            assert up.state == "connected" and up.attempt == 0  # none failed
             assert up.disconnected_since is None and up.next_attempt_at is None
         assert conn.status.state == "closed"
     async with open_kraken(REFUSED, reconnect_policy=SLOW) as conn:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._taskgroup import task_group
-from ..connection import KrakenConnection, TokenProvider, open_kraken
+from ..connection import KrakenConnection, open_kraken
 from ..errors import KrakenError
 from ..notices import Notice
+from ..options import TokenProvider
 from ..protocol import _json_default
 from .args import PRIVATE_CHANNELS, PROG
 from .state import CommandError, StateTracker, UsageError, enforce_limits

@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
 from ..connection import KrakenConnection
+from ..status import ConnectionStatus
 
 #: How often the limits are checked (seconds).
 POLL = 0.1
@@ -24,47 +23,15 @@ class UsageError(CommandError):
     """Bad input found after parsing (a refused option, a missing key): exit 2."""
 
 
-@dataclass(frozen=True)
-class State:
-    """The connection's state, as the views show it. Times are anyio's clock."""
-
-    state: str  # "connecting", "connected", "backoff", "closed"
-    attempt: int  # failed attempts in a row (0 when connected)
-    next_attempt_at: float | None
-    disconnected_since: float | None
-    last_error: str | None
-
-
 class StateTracker:
-    """The connection's :class:`State`: ``conn.status`` where the connection
-    has it, else derived from ``conn.connected`` and its counters (no next
-    attempt time then)."""
+    """Reads the connection's :class:`~kraky_anyio.ConnectionStatus` for the
+    views and the limits."""
 
     def __init__(self, conn: KrakenConnection) -> None:
         self.conn = conn
-        self._failures_at_connect = 0
-        self._down_since: float | None = anyio.current_time()
 
-    def read(self) -> State:
-        status: Any = getattr(self.conn, "status", None)
-        if status is not None:
-            return State(
-                str(status.state),
-                int(status.attempt),
-                status.next_attempt_at,
-                status.disconnected_since,
-                status.last_error,
-            )
-        failures = self.conn.stats.connect_failures
-        if self.conn.connected:
-            self._failures_at_connect = failures
-            self._down_since = None
-            return State("connected", 0, None, None, None)
-        if self._down_since is None:
-            self._down_since = anyio.current_time()
-        return State(
-            "connecting", failures - self._failures_at_connect, None, self._down_since, None
-        )
+    def read(self) -> ConnectionStatus:
+        return self.conn.status
 
 
 async def enforce_limits(
@@ -95,7 +62,7 @@ def wall_clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(wall))
 
 
-def describe(state: State) -> str:
+def describe(state: ConnectionStatus) -> str:
     """One line: ``connecting · attempt 3 · next try in 4 s · disconnected since 12:00:01``."""
     if state.state == "connected":
         return "connected"
