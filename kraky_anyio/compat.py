@@ -26,8 +26,16 @@ Where kraky's behaviour was a defect, the shim does the right thing on purpose:
 * **Notices** (``Connected``, ``Disconnected``, ``SubscriptionLost``) are
   logged, not passed to the handler, which gets kraky's decoded messages only;
   ``SubscriptionLost`` counts as a failure.
-* **Replies carry a reqid**: the library numbers every request it sends, so
-  frames carry ``reqid`` even where kraky sent none.
+* **Frames as kraky sent them**: ``subscribe``/``unsubscribe`` without a
+  ``reqid`` go out without one (their replies are matched by channel and
+  pair); orders and pings always carry one (an order's reply must never be
+  mistaken for another's), taken from the library's counter when not given.
+* **A public subscribe without pairs** is refused at once (``ValueError``
+  naming ``pair=[...]``): kraky sent it and Kraken v1 answered ``Pair(s) not
+  found``.
+* **The ``event=`` escape hatch** of the order methods sends the fields with
+  that event through :meth:`~kraky_anyio.KrakenConnection.request_raw`, as
+  kraky did; its reply settles it by reqid.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from .backoff import ReconnectPolicy
 from .connection import KrakenConnection, open_kraken
 from .notices import Notice, SubscriptionLost
 from .trading import AddOrderFields, DecimalLike, EditOrderFields
+from .v1.builders import check_raw, check_subscription_args
+from .v1.subscriptions import is_private
 
 __all__ = ["KrakyWsClient", "reconnect_policy_for"]
 
@@ -200,8 +210,10 @@ class KrakyWsClient:
             return
         if isinstance(message, dict) and "errorMessage" in message:
             # kraky logged error replies instead of passing them on. A reply to
-            # one of our requests is reported (and counted) by its request.
-            if not str(message.get("event", "")).endswith(("Status", "pong")):
+            # one of our requests (a status, or an "error" carrying our reqid)
+            # is reported and counted by its request.
+            event = str(message.get("event", ""))
+            if "reqid" not in message and not event.endswith(("Status", "pong")):
                 log.error("connection %r: %s", name, message["errorMessage"])
             return
         if handler is not None:
@@ -239,12 +251,36 @@ class KrakyWsClient:
             self.failed_requests += 1
             log.warning("%s on connection %r failed: %s: %s", what, name, type(exc).__name__, exc)
 
+    async def _fire_order(
+        self,
+        name: str,
+        event: str,
+        message: dict[str, Any],
+        reqid: int | None,
+        call: Callable[[KrakenConnection], Awaitable[object]],
+    ) -> None:
+        """Fire ``call``; or, for kraky's ``event=`` override, ``message``
+        (the checked fields) with that event through ``request_raw``.
+        Raises ``TypeError``/``ValueError`` at once for an event that may
+        not be sent raw."""
+        if event == message["event"]:
+            await self._fire(name, event, call)
+            return
+        raw = {**message, "event": event}
+        if reqid is not None:
+            raw["reqid"] = reqid
+        check_raw(raw)
+        await self._fire(name, f"{event} (raw)", lambda conn: conn.request_raw(raw))
+
     @staticmethod
-    def _check_event(event: str, expected: str) -> None:
-        if event != expected:
+    def _check_subscription(subscription: dict[str, Any], pair: list[str] | None) -> None:
+        """kraky's subscription arguments, checked before anything is queued:
+        the shim's connections have no token of their own."""
+        sub, _ = check_subscription_args(subscription, pair)
+        if is_private(sub) and not sub.get("token"):
             raise ValueError(
-                f"event={event!r}: this method sends {expected!r} only; for another"
-                " event use that event's method"
+                f"{sub['name']} needs a token inside the subscription:"
+                f" {{'name': {sub['name']!r}, 'token': ...}}"
             )
 
     async def ping(self, reqid: int | None = None, connection_name: str = "main") -> None:
@@ -259,9 +295,15 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Subscribe; kept and replayed on every new socket once Kraken
-        confirmed it (a token inside ``subscription`` is used as given)."""
+        confirmed it (a token inside ``subscription`` is used as given).
+        Without ``reqid`` the frame carries none, as kraky's. Raises
+        ``TypeError``/``ValueError`` at once for bad arguments (a public
+        channel without ``pair``, a private one without a token)."""
+        self._check_subscription(subscription, pair)
         await self._fire(
-            connection_name, "subscribe", lambda conn: conn.subscribe(subscription, pair, reqid)
+            connection_name,
+            "subscribe",
+            lambda conn: conn.subscribe(subscription, pair, reqid, send_reqid=reqid is not None),
         )
         record = self.connections.get(connection_name)
         if record is not None:
@@ -275,11 +317,14 @@ class KrakyWsClient:
         reqid: int | None = None,
         connection_name: str = "main",
     ) -> None:
-        """Unsubscribe; the entries are not replayed any more."""
+        """Unsubscribe; the entries are not replayed any more. Without
+        ``reqid`` the frame carries none, as kraky's. Raises
+        ``TypeError``/``ValueError`` at once for bad arguments."""
+        self._check_subscription(subscription, pair)
         await self._fire(
             connection_name,
             "unsubscribe",
-            lambda conn: conn.unsubscribe(subscription, pair, reqid),
+            lambda conn: conn.unsubscribe(subscription, pair, reqid, send_reqid=reqid is not None),
         )
         record = self.connections.get(connection_name)
         if record is not None:
@@ -315,8 +360,8 @@ class KrakyWsClient:
     ) -> None:
         """Place an order (kraky's positional order); see
         :class:`~kraky_anyio.trading.AddOrderFields` for the values. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "addOrder")
+        ``TypeError``/``ValueError`` at once for bad arguments. Another
+        ``event`` sends these fields with it, raw (kraky's escape hatch)."""
         fields = AddOrderFields(
             pair=pair,
             type=type,
@@ -336,10 +381,11 @@ class KrakyWsClient:
             close_price2=close_price2,
             timeinforce=timeinforce,
         )
-        trading.add_order(token, **fields)
-        await self._fire(
+        await self._fire_order(
             connection_name,
-            "addOrder",
+            event,
+            trading.add_order(token, **fields),
+            reqid,
             lambda conn: conn.add_order(token, reqid=reqid, **fields),
         )
 
@@ -359,8 +405,8 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Edit an order; ``orderid`` may be kraky's one-element list. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "editOrder")
+        ``TypeError``/``ValueError`` at once for bad arguments; another
+        ``event`` is sent raw, as for :meth:`add_order`."""
         fields = EditOrderFields(
             orderid=orderid,
             pair=pair,
@@ -371,10 +417,11 @@ class KrakyWsClient:
             newuserref=newuserref,
             validate=validate,
         )
-        trading.edit_order(token, **fields)
-        await self._fire(
+        await self._fire_order(
             connection_name,
-            "editOrder",
+            event,
+            trading.edit_order(token, **fields),
+            reqid,
             lambda conn: conn.edit_order(token, reqid=reqid, **fields),
         )
 
@@ -387,11 +434,13 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Cancel orders by txid. Raises ``TypeError``/``ValueError`` at once
-        for bad arguments."""
-        self._check_event(event, "cancelOrder")
-        trading.cancel_order(token, txid)
-        await self._fire(
-            connection_name, "cancelOrder", lambda conn: conn.cancel_order(token, txid, reqid)
+        for bad arguments; another ``event`` is sent raw."""
+        await self._fire_order(
+            connection_name,
+            event,
+            trading.cancel_order(token, txid),
+            reqid,
+            lambda conn: conn.cancel_order(token, txid, reqid),
         )
 
     async def cancel_all(
@@ -402,10 +451,14 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Cancel every open order. Raises ``TypeError``/``ValueError`` at
-        once for a bad token."""
-        self._check_event(event, "cancelAll")
-        trading.cancel_all(token)
-        await self._fire(connection_name, "cancelAll", lambda conn: conn.cancel_all(token, reqid))
+        once for a bad token; another ``event`` is sent raw."""
+        await self._fire_order(
+            connection_name,
+            event,
+            trading.cancel_all(token),
+            reqid,
+            lambda conn: conn.cancel_all(token, reqid),
+        )
 
     async def cancel_all_orders_after(
         self,
@@ -416,11 +469,12 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Arm (``timeout`` whole seconds) or disarm (0) the dead man's switch.
-        Raises ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "cancelAllOrdersAfter")
-        trading.cancel_all_orders_after(token, timeout)
-        await self._fire(
+        Raises ``TypeError``/``ValueError`` at once for bad arguments;
+        another ``event`` is sent raw."""
+        await self._fire_order(
             connection_name,
-            "cancelAllOrdersAfter",
+            event,
+            trading.cancel_all_orders_after(token, timeout),
+            reqid,
             lambda conn: conn.cancel_all_orders_after(token, timeout, reqid),
         )
