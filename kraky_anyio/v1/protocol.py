@@ -56,10 +56,7 @@ def _reply_channel(msg: dict[str, Any]) -> str | None:
         return name
     sub = msg.get("subscription")
     if isinstance(sub, dict) and isinstance(sub.get("name"), str) and sub["name"]:
-        try:
-            return channel_name(sub)
-        except (KeyError, TypeError, ValueError):
-            return None
+        return channel_name(sub)
     return None
 
 
