@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +50,11 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from . import trading
 from .backoff import ReconnectPolicy
+from .compat_orders import KrakyOrders
 from .connection import KrakenConnection, open_kraken
 from .notices import Notice, SubscriptionLost
-from .trading import AddOrderFields, DecimalLike, EditOrderFields
-from .v1.builders import check_raw, check_subscription_args
+from .v1.builders import check_subscription_args
 from .v1.subscriptions import is_private
 
 __all__ = ["KrakyWsClient", "reconnect_policy_for"]
@@ -107,7 +106,7 @@ class _Named:
     done: anyio.Event
 
 
-class KrakyWsClient:
+class KrakyWsClient(KrakyOrders):
     """kraky's WebSocket client: named connections on one object.
 
     ``connection_env`` is ``"production"``, ``"production-auth"``, ``"beta"``,
@@ -251,27 +250,6 @@ class KrakyWsClient:
             self.failed_requests += 1
             log.warning("%s on connection %r failed: %s: %s", what, name, type(exc).__name__, exc)
 
-    async def _fire_order(
-        self,
-        name: str,
-        event: str,
-        message: dict[str, Any],
-        reqid: int | None,
-        call: Callable[[KrakenConnection], Awaitable[object]],
-    ) -> None:
-        """Fire ``call``; or, for kraky's ``event=`` override, ``message``
-        (the checked fields) with that event through ``request_raw``.
-        Raises ``TypeError``/``ValueError`` at once for an event that may
-        not be sent raw."""
-        if event == message["event"]:
-            await self._fire(name, event, call)
-            return
-        raw = {**message, "event": event}
-        if reqid is not None:
-            raw["reqid"] = reqid
-        check_raw(raw)
-        await self._fire(name, f"{event} (raw)", lambda conn: conn.request_raw(raw))
-
     @staticmethod
     def _check_subscription(subscription: dict[str, Any], pair: list[str] | None) -> None:
         """kraky's subscription arguments, checked before anything is queued:
@@ -333,148 +311,3 @@ class KrakyWsClient:
                 for entry in record["subscriptions"]
                 if (entry.get("subscription"), entry.get("pair")) != (subscription, pair)
             ]
-
-    async def add_order(
-        self,
-        token: str,
-        pair: str,
-        type: str,
-        ordertype: str,
-        volume: DecimalLike,
-        price: DecimalLike | None = None,
-        price2: DecimalLike | None = None,
-        leverage: DecimalLike | None = None,
-        reduce_only: bool | None = None,
-        oflags: str | Iterable[str] | None = None,
-        starttm: int | str | None = None,
-        expiretm: int | str | None = None,
-        userref: int | str | None = None,
-        validate: bool | str | None = None,
-        close_ordertype: str | None = None,
-        close_price: DecimalLike | None = None,
-        close_price2: DecimalLike | None = None,
-        timeinforce: str | None = None,
-        reqid: int | None = None,
-        event: str = "addOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Place an order (kraky's positional order); see
-        :class:`~kraky_anyio.trading.AddOrderFields` for the values. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments. Another
-        ``event`` sends these fields with it, raw (kraky's escape hatch)."""
-        fields = AddOrderFields(
-            pair=pair,
-            type=type,
-            ordertype=ordertype,
-            volume=volume,
-            price=price,
-            price2=price2,
-            leverage=leverage,
-            reduce_only=reduce_only,
-            oflags=oflags,
-            starttm=starttm,
-            expiretm=expiretm,
-            userref=userref,
-            validate=validate,
-            close_ordertype=close_ordertype,
-            close_price=close_price,
-            close_price2=close_price2,
-            timeinforce=timeinforce,
-        )
-        await self._fire_order(
-            connection_name,
-            event,
-            trading.add_order(token, **fields),
-            reqid,
-            lambda conn: conn.add_order(token, reqid=reqid, **fields),
-        )
-
-    async def edit_order(
-        self,
-        token: str,
-        orderid: str | int | list[str | int],
-        pair: str,
-        volume: DecimalLike | None,
-        price: DecimalLike | None = None,
-        price2: DecimalLike | None = None,
-        oflags: str | Iterable[str] | None = None,
-        newuserref: int | str | None = None,
-        validate: bool | str | None = None,
-        reqid: int | None = None,
-        event: str = "editOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Edit an order; ``orderid`` may be kraky's one-element list. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments; another
-        ``event`` is sent raw, as for :meth:`add_order`."""
-        fields = EditOrderFields(
-            orderid=orderid,
-            pair=pair,
-            volume=volume,
-            price=price,
-            price2=price2,
-            oflags=oflags,
-            newuserref=newuserref,
-            validate=validate,
-        )
-        await self._fire_order(
-            connection_name,
-            event,
-            trading.edit_order(token, **fields),
-            reqid,
-            lambda conn: conn.edit_order(token, reqid=reqid, **fields),
-        )
-
-    async def cancel_order(
-        self,
-        token: str,
-        txid: str | list[str],
-        reqid: int | None = None,
-        event: str = "cancelOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Cancel orders by txid. Raises ``TypeError``/``ValueError`` at once
-        for bad arguments; another ``event`` is sent raw."""
-        await self._fire_order(
-            connection_name,
-            event,
-            trading.cancel_order(token, txid),
-            reqid,
-            lambda conn: conn.cancel_order(token, txid, reqid),
-        )
-
-    async def cancel_all(
-        self,
-        token: str,
-        reqid: int | None = None,
-        event: str = "cancelAll",
-        connection_name: str = "main",
-    ) -> None:
-        """Cancel every open order. Raises ``TypeError``/``ValueError`` at
-        once for a bad token; another ``event`` is sent raw."""
-        await self._fire_order(
-            connection_name,
-            event,
-            trading.cancel_all(token),
-            reqid,
-            lambda conn: conn.cancel_all(token, reqid),
-        )
-
-    async def cancel_all_orders_after(
-        self,
-        token: str,
-        timeout: int | float,  # noqa: ASYNC109 - kraky's name: Kraken's dead man's switch, not a deadline
-        reqid: int | None = None,
-        event: str = "cancelAllOrdersAfter",
-        connection_name: str = "main",
-    ) -> None:
-        """Arm (``timeout`` whole seconds) or disarm (0) the dead man's switch.
-        Raises ``TypeError``/``ValueError`` at once for bad arguments;
-        another ``event`` is sent raw."""
-        await self._fire_order(
-            connection_name,
-            event,
-            trading.cancel_all_orders_after(token, timeout),
-            reqid,
-            lambda conn: conn.cancel_all_orders_after(token, timeout, reqid),
-        )
