@@ -158,7 +158,7 @@ def test_a_lost_socket_fails_it_and_the_replay_carries_the_librarys_reqid() -> N
     lost = p.subscribe(TRADE, ["ETH/USD"], send_reqid=False)
     sent(p, lost)
     assert p.connection_lost(1).settled == [lost]
-    with pytest.raises(ReplyLostError, match="sent without reqid"):
+    with pytest.raises(ReplyLostError, match=r"subscribe \(without reqid\): the connection"):
         lost.result()
     (replay,) = p.replay(None).requests
     frame = json.loads(p.frame(replay))

@@ -62,7 +62,7 @@ def _reply_channel(msg: dict[str, Any]) -> str | None:
 
 def _ident(req: Request) -> str:
     """How a request is named in errors: by the reqid it was sent with."""
-    return f"reqid {req.reqid}" if "reqid" in req.message else "sent without reqid"
+    return f"reqid {req.reqid}" if "reqid" in req.message else "without reqid"
 
 
 class KrakenProtocol(RequestBuilding):
