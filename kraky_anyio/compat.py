@@ -28,8 +28,9 @@ Where kraky's behaviour was a defect, the shim does the right thing on purpose:
   ``SubscriptionLost`` counts as a failure.
 * **Frames as kraky sent them**: ``subscribe``/``unsubscribe`` without a
   ``reqid`` go out without one (their replies are matched by channel and
-  pair); orders and pings always carry one (an order's reply must never be
-  mistaken for another's), taken from the library's counter when not given.
+  pair). Orders always carry one (an order's reply must never be taken for
+  another's), and so do pings (``open_kraken`` sends none without), taken
+  from the library's counter when not given.
 * **A public subscribe without pairs** is refused at once (``ValueError``
   naming ``pair=[...]``): kraky sent it and Kraken v1 answered ``Pair(s) not
   found``.
