@@ -26,15 +26,24 @@ Where kraky's behaviour was a defect, the shim does the right thing on purpose:
 * **Notices** (``Connected``, ``Disconnected``, ``SubscriptionLost``) are
   logged, not passed to the handler, which gets kraky's decoded messages only;
   ``SubscriptionLost`` counts as a failure.
-* **Replies carry a reqid**: the library numbers every request it sends, so
-  frames carry ``reqid`` even where kraky sent none.
+* **Frames as kraky sent them**: ``subscribe``/``unsubscribe`` without a
+  ``reqid`` go out without one (their replies are matched by channel and
+  pair). Orders always carry one (an order's reply must never be taken for
+  another's), and so do pings (``open_kraken`` sends none without), taken
+  from the library's counter when not given.
+* **A public subscribe without pairs** is refused at once (``ValueError``
+  naming ``pair=[...]``): kraky sent it and Kraken v1 answered ``Pair(s) not
+  found``.
+* **The ``event=`` escape hatch** of the order methods sends the fields with
+  that event through :meth:`~kraky_anyio.KrakenConnection.request_raw`, as
+  kraky did; its reply settles it by reqid.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +51,12 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from . import trading
 from .backoff import ReconnectPolicy
+from .compat_orders import KrakyOrders
 from .connection import KrakenConnection, open_kraken
 from .notices import Notice, SubscriptionLost
-from .trading import AddOrderFields, DecimalLike, EditOrderFields
+from .v1.builders import check_subscription_args
+from .v1.subscriptions import is_private
 
 __all__ = ["KrakyWsClient", "reconnect_policy_for"]
 
@@ -97,7 +107,7 @@ class _Named:
     done: anyio.Event
 
 
-class KrakyWsClient:
+class KrakyWsClient(KrakyOrders):
     """kraky's WebSocket client: named connections on one object.
 
     ``connection_env`` is ``"production"``, ``"production-auth"``, ``"beta"``,
@@ -200,8 +210,10 @@ class KrakyWsClient:
             return
         if isinstance(message, dict) and "errorMessage" in message:
             # kraky logged error replies instead of passing them on. A reply to
-            # one of our requests is reported (and counted) by its request.
-            if not str(message.get("event", "")).endswith(("Status", "pong")):
+            # one of our requests (a status, or an "error" carrying our reqid)
+            # is reported and counted by its request.
+            event = str(message.get("event", ""))
+            if "reqid" not in message and not event.endswith(("Status", "pong")):
                 log.error("connection %r: %s", name, message["errorMessage"])
             return
         if handler is not None:
@@ -240,11 +252,14 @@ class KrakyWsClient:
             log.warning("%s on connection %r failed: %s: %s", what, name, type(exc).__name__, exc)
 
     @staticmethod
-    def _check_event(event: str, expected: str) -> None:
-        if event != expected:
+    def _check_subscription(subscription: dict[str, Any], pair: list[str] | None) -> None:
+        """kraky's subscription arguments, checked before anything is queued:
+        the shim's connections have no token of their own."""
+        sub, _ = check_subscription_args(subscription, pair)
+        if is_private(sub) and not sub.get("token"):
             raise ValueError(
-                f"event={event!r}: this method sends {expected!r} only; for another"
-                " event use that event's method"
+                f"{sub['name']} needs a token inside the subscription:"
+                f" {{'name': {sub['name']!r}, 'token': ...}}"
             )
 
     async def ping(self, reqid: int | None = None, connection_name: str = "main") -> None:
@@ -259,9 +274,15 @@ class KrakyWsClient:
         connection_name: str = "main",
     ) -> None:
         """Subscribe; kept and replayed on every new socket once Kraken
-        confirmed it (a token inside ``subscription`` is used as given)."""
+        confirmed it (a token inside ``subscription`` is used as given).
+        Without ``reqid`` the frame carries none, as kraky's. Raises
+        ``TypeError``/``ValueError`` at once for bad arguments (a public
+        channel without ``pair``, a private one without a token)."""
+        self._check_subscription(subscription, pair)
         await self._fire(
-            connection_name, "subscribe", lambda conn: conn.subscribe(subscription, pair, reqid)
+            connection_name,
+            "subscribe",
+            lambda conn: conn.subscribe(subscription, pair, reqid, send_reqid=reqid is not None),
         )
         record = self.connections.get(connection_name)
         if record is not None:
@@ -275,11 +296,14 @@ class KrakyWsClient:
         reqid: int | None = None,
         connection_name: str = "main",
     ) -> None:
-        """Unsubscribe; the entries are not replayed any more."""
+        """Unsubscribe; the entries are not replayed any more. Without
+        ``reqid`` the frame carries none, as kraky's. Raises
+        ``TypeError``/``ValueError`` at once for bad arguments."""
+        self._check_subscription(subscription, pair)
         await self._fire(
             connection_name,
             "unsubscribe",
-            lambda conn: conn.unsubscribe(subscription, pair, reqid),
+            lambda conn: conn.unsubscribe(subscription, pair, reqid, send_reqid=reqid is not None),
         )
         record = self.connections.get(connection_name)
         if record is not None:
@@ -288,139 +312,3 @@ class KrakyWsClient:
                 for entry in record["subscriptions"]
                 if (entry.get("subscription"), entry.get("pair")) != (subscription, pair)
             ]
-
-    async def add_order(
-        self,
-        token: str,
-        pair: str,
-        type: str,
-        ordertype: str,
-        volume: DecimalLike,
-        price: DecimalLike | None = None,
-        price2: DecimalLike | None = None,
-        leverage: DecimalLike | None = None,
-        reduce_only: bool | None = None,
-        oflags: str | Iterable[str] | None = None,
-        starttm: int | str | None = None,
-        expiretm: int | str | None = None,
-        userref: int | str | None = None,
-        validate: bool | str | None = None,
-        close_ordertype: str | None = None,
-        close_price: DecimalLike | None = None,
-        close_price2: DecimalLike | None = None,
-        timeinforce: str | None = None,
-        reqid: int | None = None,
-        event: str = "addOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Place an order (kraky's positional order); see
-        :class:`~kraky_anyio.trading.AddOrderFields` for the values. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "addOrder")
-        fields = AddOrderFields(
-            pair=pair,
-            type=type,
-            ordertype=ordertype,
-            volume=volume,
-            price=price,
-            price2=price2,
-            leverage=leverage,
-            reduce_only=reduce_only,
-            oflags=oflags,
-            starttm=starttm,
-            expiretm=expiretm,
-            userref=userref,
-            validate=validate,
-            close_ordertype=close_ordertype,
-            close_price=close_price,
-            close_price2=close_price2,
-            timeinforce=timeinforce,
-        )
-        trading.add_order(token, **fields)
-        await self._fire(
-            connection_name,
-            "addOrder",
-            lambda conn: conn.add_order(token, reqid=reqid, **fields),
-        )
-
-    async def edit_order(
-        self,
-        token: str,
-        orderid: str | int | list[str | int],
-        pair: str,
-        volume: DecimalLike | None,
-        price: DecimalLike | None = None,
-        price2: DecimalLike | None = None,
-        oflags: str | Iterable[str] | None = None,
-        newuserref: int | str | None = None,
-        validate: bool | str | None = None,
-        reqid: int | None = None,
-        event: str = "editOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Edit an order; ``orderid`` may be kraky's one-element list. Raises
-        ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "editOrder")
-        fields = EditOrderFields(
-            orderid=orderid,
-            pair=pair,
-            volume=volume,
-            price=price,
-            price2=price2,
-            oflags=oflags,
-            newuserref=newuserref,
-            validate=validate,
-        )
-        trading.edit_order(token, **fields)
-        await self._fire(
-            connection_name,
-            "editOrder",
-            lambda conn: conn.edit_order(token, reqid=reqid, **fields),
-        )
-
-    async def cancel_order(
-        self,
-        token: str,
-        txid: str | list[str],
-        reqid: int | None = None,
-        event: str = "cancelOrder",
-        connection_name: str = "main",
-    ) -> None:
-        """Cancel orders by txid. Raises ``TypeError``/``ValueError`` at once
-        for bad arguments."""
-        self._check_event(event, "cancelOrder")
-        trading.cancel_order(token, txid)
-        await self._fire(
-            connection_name, "cancelOrder", lambda conn: conn.cancel_order(token, txid, reqid)
-        )
-
-    async def cancel_all(
-        self,
-        token: str,
-        reqid: int | None = None,
-        event: str = "cancelAll",
-        connection_name: str = "main",
-    ) -> None:
-        """Cancel every open order. Raises ``TypeError``/``ValueError`` at
-        once for a bad token."""
-        self._check_event(event, "cancelAll")
-        trading.cancel_all(token)
-        await self._fire(connection_name, "cancelAll", lambda conn: conn.cancel_all(token, reqid))
-
-    async def cancel_all_orders_after(
-        self,
-        token: str,
-        timeout: int | float,  # noqa: ASYNC109 - kraky's name: Kraken's dead man's switch, not a deadline
-        reqid: int | None = None,
-        event: str = "cancelAllOrdersAfter",
-        connection_name: str = "main",
-    ) -> None:
-        """Arm (``timeout`` whole seconds) or disarm (0) the dead man's switch.
-        Raises ``TypeError``/``ValueError`` at once for bad arguments."""
-        self._check_event(event, "cancelAllOrdersAfter")
-        trading.cancel_all_orders_after(token, timeout)
-        await self._fire(
-            connection_name,
-            "cancelAllOrdersAfter",
-            lambda conn: conn.cancel_all_orders_after(token, timeout, reqid),
-        )

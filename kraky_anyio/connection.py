@@ -177,6 +177,8 @@ class KrakenConnection(OrderMethods):
         subscription: Mapping[str, Any],
         pair: str | Iterable[str] | None = None,
         reqid: int | None = None,
+        *,
+        send_reqid: bool = True,
     ) -> list[dict[str, Any]]:
         """Subscribe and return the ``subscriptionStatus`` replies, one per pair.
 
@@ -190,10 +192,19 @@ class KrakenConnection(OrderMethods):
         ``TypeError`` for bad arguments, before anything is sent. Waits for a
         socket if there is none; if cancelled before the request reached the
         wire, it is never sent.
+
+        ``send_reqid=False`` sends the frame without a reqid, as kraky did
+        (``reqid`` must then be None): its replies are matched by channel and
+        pair, in the order sent. A public channel needs ``pair`` (Kraken v1
+        has no all-pairs subscribe).
         """
         self._shell.check_open()
         req = self._protocol.subscribe(
-            subscription, pair, reqid, default_token=self._shell.tokens.default()
+            subscription,
+            pair,
+            reqid,
+            default_token=self._shell.tokens.default(),
+            send_reqid=send_reqid,
         )
         return await self._shell.request(req)
 
@@ -202,6 +213,8 @@ class KrakenConnection(OrderMethods):
         subscription: Mapping[str, Any],
         pair: str | Iterable[str] | None = None,
         reqid: int | None = None,
+        *,
+        send_reqid: bool = True,
     ) -> list[dict[str, Any]]:
         """Unsubscribe; the entries leave the replay set at once.
 
@@ -211,7 +224,7 @@ class KrakenConnection(OrderMethods):
         socket drops before the replies, the replies received so far are
         returned (the next socket will not have the subscription). Raises
         :class:`KrakenError` if Kraken rejects it (e.g. ``Subscription Not
-        Found``).
+        Found``). ``send_reqid``: as for :meth:`subscribe`.
         """
         self._shell.check_open()
         connected = self._shell.ws is not None
@@ -222,6 +235,7 @@ class KrakenConnection(OrderMethods):
             default_token=self._shell.tokens.default(),
             connected=connected,
             bound_generation=self.generation if connected else None,
+            send_reqid=send_reqid,
         )
         return await self._shell.request(req)
 

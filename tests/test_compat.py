@@ -254,8 +254,14 @@ async def test_bad_order_arguments_raise_at_once_and_send_nothing(
             await client.edit_order(TOKEN, ["A", "B"], "XBT/USD", 1)
         with pytest.raises(ValueError, match="whole seconds"):
             await client.cancel_all_orders_after(TOKEN, 0.5)
-        with pytest.raises(ValueError, match="sends 'addOrder' only"):
-            await client.add_order(TOKEN, "XBT/USD", "buy", "limit", 1, event="editOrder")
+        with pytest.raises(ValueError, match="use subscribe"):
+            await client.add_order(TOKEN, "XBT/USD", "buy", "limit", 1, event="subscribe")
+        with pytest.raises(ValueError, match=r"needs pair=\[\.\.\.\].*pair=\['XBT/USD'\]"):
+            await client.subscribe({"name": "ticker"})
+        with pytest.raises(ValueError, match="needs a token inside the subscription"):
+            await client.subscribe({"name": "ownTrades"})
+        with pytest.raises(ValueError, match="private channel: it takes no pair"):
+            await client.unsubscribe({"name": "ownTrades", "token": TOKEN}, ["XBT/USD"])
         with pytest.raises(TypeError, match="token must be a str"):
             await client.cancel_all(None)  # type: ignore[arg-type]
         await client.ping(reqid=99)
@@ -379,3 +385,60 @@ async def test_private_subscription_with_the_token_inside_survives_a_reconnect(
     assert again is not None, "the openOrders subscription was not restored"
     assert again is not first
     assert client.failed_requests == 0
+
+
+async def test_subscribe_and_unsubscribe_send_krakys_frames_without_reqid(
+    server: FakeKrakenServer,
+) -> None:
+    """kraky's test_subscribe/test_unsubscribe expect exactly these frames; the
+    replies (without reqid) settle the requests: nothing is left to abandon."""
+    client = KrakyWsClient(server.url)
+    inbox = Inbox()
+    ohlc = {"name": "ohlc", "interval": 30}
+    pairs = ["XBT/USD", "ETH/USD"]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.connect, inbox)
+        await client.subscribe(subscription=ohlc, pair=pairs)
+        sub = await server.wait_for_received(lambda f: f.get("event") == "subscribe")
+        await server.wait_for_subscription("ohlc-30", "ETH/USD")
+        await client.unsubscribe(subscription=ohlc, pair=pairs)
+        unsub = await server.wait_for_received(lambda f: f.get("event") == "unsubscribe")
+        await inbox.wait_for(
+            lambda m: (
+                isinstance(m, dict) and m.get("status") == "unsubscribed" and m["pair"] == "ETH/USD"
+            )
+        )
+        await client.disconnect()
+    assert sub == {"event": "subscribe", "subscription": ohlc, "pair": pairs}
+    assert unsub == {"event": "unsubscribe", "subscription": ohlc, "pair": pairs}
+    assert client.failed_requests == 0
+
+
+async def test_an_event_override_is_sent_raw_and_its_reply_matched_by_reqid(
+    server: FakeKrakenServer, warnings: Warnings
+) -> None:
+    """kraky's escape hatch: the method's fields with another event, through
+    ``conn.request_raw``; the server's answer settles it (not a timeout)."""
+    client = KrakyWsClient(server.url)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.connect, None)
+        await client.add_order(
+            TOKEN, "XBT/USD", "buy", "limit", "0.01", "25000", reqid=30, event="addOrderV9"
+        )
+        frame = await server.wait_for_received(has_reqid(30))
+        await warnings.wait_for(1)
+        await client.disconnect()
+    assert frame == {
+        "event": "addOrderV9",
+        "token": TOKEN,
+        "pair": "XBT/USD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.01",
+        "price": "25000",
+        "reqid": 30,
+    }
+    assert client.failed_requests == 1
+    message = warnings.records[0].getMessage()
+    assert "addOrderV9 (raw) on connection 'main' failed: KrakenError" in message
+    assert TOKEN not in message

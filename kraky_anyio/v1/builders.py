@@ -16,7 +16,9 @@ from .subscriptions import is_private, subscription_key
 
 __all__ = [
     "DEFERRED_TOKEN",
+    "check_raw",
     "check_subscription",
+    "check_subscription_args",
     "normalise_pairs",
     "order_request",
     "ping_request",
@@ -56,6 +58,40 @@ def normalise_pairs(pair: str | Iterable[str] | None) -> list[str] | None:
     return pairs
 
 
+def check_subscription_args(
+    subscription: object, pair: str | Iterable[str] | None
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The checked subscription and pairs: a private channel takes no pair, a
+    public one needs at least one. Kraken v1 has no "every pair" subscribe: a
+    public subscribe without ``pair`` (which kraky sent as given) is answered
+    ``Pair(s) not found``, so it is refused here, naming the right spelling."""
+    sub = check_subscription(subscription)
+    pairs = normalise_pairs(pair)
+    name = sub["name"]
+    if is_private(sub) and pairs is not None:
+        raise ValueError(f"{name} is a private channel: it takes no pair (leave pair=None)")
+    if not is_private(sub) and pairs is None:
+        raise ValueError(
+            f"{name} is a public channel: it needs pair=[...], e.g. "
+            f"subscribe({{'name': {name!r}}}, pair=['XBT/USD']); Kraken v1 has no "
+            "all-pairs subscribe (without pairs it answers 'Pair(s) not found')"
+        )
+    return sub, pairs
+
+
+def check_raw(message: object) -> str:
+    """The event of a raw request (``request_raw``), if it may be sent raw.
+    ``subscribe``/``unsubscribe`` may not: the replay set must see them."""
+    if not isinstance(message, Mapping):
+        raise TypeError("message must be a dict such as {'event': 'ping'}")
+    event = message.get("event")
+    if not isinstance(event, str) or not event:
+        raise ValueError("message needs a non-empty string 'event'")
+    if event in ("subscribe", "unsubscribe"):
+        raise ValueError(f"use subscribe()/unsubscribe() for {event}: they keep the replay set")
+    return event
+
+
 def token_slot_of(message: dict[str, Any]) -> dict[str, Any] | None:
     """The dict whose ``token`` the writer fills in, if it was deferred."""
     sub = message.get("subscription")
@@ -75,14 +111,14 @@ def subscription_request(
     token: str | None,
     *,
     replay: bool = False,
+    numbered: bool = True,
 ) -> Request:
-    """A ``subscribe``/``unsubscribe`` of ``sub`` (checked) for ``pairs``.
-    ``token`` is used for a private channel whose ``sub`` has none."""
+    """A ``subscribe``/``unsubscribe`` of ``sub`` for ``pairs`` (both checked
+    by :func:`check_subscription_args`). ``token`` is used for a private
+    channel whose ``sub`` has none. Not ``numbered``: the frame carries no
+    ``reqid`` (``reqid`` is only the request's key in its table) and its
+    replies are matched by channel and pair."""
     private = is_private(sub)
-    if private and pairs is not None:
-        raise ValueError(f"{sub['name']} is a private channel: it takes no pair")
-    if not private and pairs is None:
-        raise ValueError(f"{sub['name']} needs pair=[...]")
     wire_sub = dict(sub)
     if private:
         tok = sub.get("token") or token
@@ -91,7 +127,9 @@ def subscription_request(
         wire_sub["token"] = tok
     else:
         wire_sub.pop("token", None)
-    msg: dict[str, Any] = {"event": event, "reqid": reqid, "subscription": wire_sub}
+    msg: dict[str, Any] = {"event": event, "subscription": wire_sub}
+    if numbered:
+        msg["reqid"] = reqid
     if pairs is not None:
         msg["pair"] = list(pairs)
     targets: list[str | None] = list(pairs) if pairs is not None else [None]

@@ -37,6 +37,15 @@ class RequestBuilding:
             self._rollback(expired)
         return rid
 
+    def _key(self, reqid: int | None, send_reqid: bool) -> int:
+        """The reqid, or for a frame sent without one its key in the table
+        (taken from the library's own space: it never meets a user's reqid)."""
+        if send_reqid:
+            return self._reqid(reqid)
+        if reqid is not None:
+            raise ValueError(f"reqid={reqid!r} with send_reqid=False: pass one or the other")
+        return self.requests.reqid(None, internal=True)
+
     def ping(self, reqid: int | None = None) -> Request:
         return self.requests.add(builders.ping_request(self._reqid(reqid)))
 
@@ -52,15 +61,17 @@ class RequestBuilding:
         *,
         token: str | None = None,
         default_token: str | None = None,
+        send_reqid: bool = True,
     ) -> Request:
         """Build a subscribe; the entries become pending in the registry.
         A private channel's token: ``token``, else the subscription's own,
-        else ``default_token`` (the connection's, maybe deferred)."""
-        sub = builders.check_subscription(subscription)
-        pairs = builders.normalise_pairs(pair)
+        else ``default_token`` (the connection's, maybe deferred). Not
+        ``send_reqid``: the frame goes out without a reqid (``reqid`` must be
+        None) and its replies are matched by channel and pair."""
+        sub, pairs = builders.check_subscription_args(subscription, pair)
         tok = token if token is not None else sub.get("token") or default_token
-        rid = self._reqid(reqid)
-        req = builders.subscription_request("subscribe", sub, pairs, rid, tok)
+        rid = self._key(reqid, send_reqid)
+        req = builders.subscription_request("subscribe", sub, pairs, rid, tok, numbered=send_reqid)
         if is_private(sub) and isinstance(sub.get("token"), str):
             self._sub_tokens[subscription_key(sub)] = sub["token"]
         self.subscriptions.subscribe_sent(subscription_key(sub), normalise(sub), req.parts)
@@ -76,6 +87,7 @@ class RequestBuilding:
         default_token: str | None = None,
         connected: bool = True,
         bound_generation: int | None = None,
+        send_reqid: bool = True,
     ) -> Request:
         """Build an unsubscribe; the entries leave the replay set at once.
 
@@ -83,9 +95,9 @@ class RequestBuilding:
         send) unless a subscribe of one of its entries is still queued for the
         next socket, in which case it follows that subscribe. A
         ``bound_generation`` is the only socket it may go out on (else it is
-        settled locally: that socket's loss met its goal)."""
-        sub = builders.check_subscription(subscription)
-        pairs = builders.normalise_pairs(pair)
+        settled locally: that socket's loss met its goal). ``send_reqid``:
+        as for :meth:`subscribe`."""
+        sub, pairs = builders.check_subscription_args(subscription, pair)
         key = subscription_key(sub)
         targets: list[str | None] = list(pairs) if pairs is not None else [None]
         local = not connected and not any(
@@ -94,8 +106,10 @@ class RequestBuilding:
         tok = token if token is not None else sub.get("token") or default_token
         if local and is_private(sub) and not tok:
             tok = builders.DEFERRED_TOKEN  # never sent: settled below
-        rid = self._reqid(reqid)
-        req = builders.subscription_request("unsubscribe", sub, pairs, rid, tok)
+        rid = self._key(reqid, send_reqid)
+        req = builders.subscription_request(
+            "unsubscribe", sub, pairs, rid, tok, numbered=send_reqid
+        )
         req.bound_generation = bound_generation
         self.subscriptions.unsubscribe(key, targets)
         self._sub_tokens.pop(key, None)
@@ -131,13 +145,7 @@ class RequestBuilding:
 
     def raw(self, message: Mapping[str, Any], reqid: int | None = None) -> Request:
         """Any v1 event with a reqid; settled by the first reply carrying it."""
-        if not isinstance(message, Mapping):
-            raise TypeError("message must be a dict such as {'event': 'ping'}")
-        event = message.get("event")
-        if not isinstance(event, str) or not event:
-            raise ValueError("message needs a non-empty string 'event'")
-        if event in ("subscribe", "unsubscribe"):
-            raise ValueError(f"use subscribe()/unsubscribe() for {event}: they keep the replay set")
+        event = builders.check_raw(message)
         reply = ORDER_REPLY_EVENTS.get(event, "pong" if event == "ping" else "")
         rid = self._reqid(message.get("reqid", reqid))
         msg = {**message, "reqid": rid}

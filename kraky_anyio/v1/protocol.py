@@ -29,6 +29,7 @@ from .private_feeds import PrivateFeeds
 from .subscriptions import (
     SubKey,
     SubscriptionRegistry,
+    channel_name,
     is_private,
     subscription_key,
 )
@@ -38,6 +39,30 @@ log = logging.getLogger("kraky_anyio")
 _KNOWN_EVENTS = frozenset({"systemStatus", "heartbeat", "error", *REPLY_EVENTS})
 
 KrakenMessage = dict[str, Any] | list[Any]
+
+#: Which request events a ``subscriptionStatus`` status can answer.
+_STATUS_EVENTS: dict[str, frozenset[str]] = {
+    "subscribed": frozenset({"subscribe"}),
+    "unsubscribed": frozenset({"unsubscribe"}),
+    "error": frozenset({"subscribe", "unsubscribe"}),
+}
+
+
+def _reply_channel(msg: dict[str, Any]) -> str | None:
+    """The channel a ``subscriptionStatus`` is about: its ``channelName``, or
+    (error replies carry none) the one its ``subscription`` echo names."""
+    name = msg.get("channelName")
+    if isinstance(name, str):
+        return name
+    sub = msg.get("subscription")
+    if isinstance(sub, dict) and isinstance(sub.get("name"), str) and sub["name"]:
+        return channel_name(sub)
+    return None
+
+
+def _ident(req: Request) -> str:
+    """How a request is named in errors: by the reqid it was sent with."""
+    return f"reqid {req.reqid}" if "reqid" in req.message else "without reqid"
 
 
 class KrakenProtocol(RequestBuilding):
@@ -55,6 +80,9 @@ class KrakenProtocol(RequestBuilding):
         # Tokens given inside a subscription dict: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
+        # Requests written without a reqid, in the order they were written:
+        # Kraken answers them in that order, matched by channel and pair.
+        self._unnumbered: dict[int, Request] = {}
 
     @property
     def stats(self) -> Stats:
@@ -113,6 +141,9 @@ class KrakenProtocol(RequestBuilding):
         request.generation = generation
         request.written = True
         self._stats.requests_sent += 1
+        if "reqid" not in request.message:
+            self._in_flight_unnumbered()
+            self._unnumbered[request.reqid] = request
 
     mark_sent = sending
 
@@ -122,7 +153,7 @@ class KrakenProtocol(RequestBuilding):
         if not written:
             request.written = False
             err: BaseException = ConnectionClosedError(
-                f"{request.event} (reqid {request.reqid}) was not sent: the socket closed "
+                f"{request.event} ({_ident(request)}) was not sent: the socket closed "
                 f"before it could be written ({cause}); it is safe to retry"
             )
             self._finish(request, Step.FAIL_UNSENT, err)
@@ -175,12 +206,12 @@ class KrakenProtocol(RequestBuilding):
             self._stats.replies_lost += 1
         if req.event in ORDER_REPLY_EVENTS:
             return OrderOutcomeUnknownError(
-                f"{req.event} (reqid {req.reqid}) was sent but {why} before its reply: "
+                f"{req.event} ({_ident(req)}) was sent but {why} before its reply: "
                 "its outcome is unknown and it will not be re-sent",
                 req.replies,
             )
         return ReplyLostError(
-            f"{req.event} (reqid {req.reqid}): {why} before the reply came", req.replies
+            f"{req.event} ({_ident(req)}): {why} before the reply came", req.replies
         )
 
     def _rollback(self, req: Request) -> None:
@@ -258,7 +289,10 @@ class KrakenProtocol(RequestBuilding):
                 self.system_status = status
             return
         reqid = msg.get("reqid")
-        req = self.requests.get(reqid)
+        if reqid is None and event == "subscriptionStatus":
+            req = self._match_unnumbered(msg)
+        else:
+            req = self.requests.get(reqid)
         if event not in _KNOWN_EVENTS and (req is None or req.reply_event):
             self._stats.unknown_events += 1
             log.warning("unknown event %r", event)
@@ -271,7 +305,10 @@ class KrakenProtocol(RequestBuilding):
                 log.info("late reply to expired reqid %r: %s", reqid, event)
             elif event != "error":
                 self._stats.unmatched_replies += 1
-                log.warning("reply to an unknown reqid %r: %s", reqid, event)
+                if reqid is None:
+                    log.warning("%s without reqid matches no request: %s", event, shorten(msg))
+                else:
+                    log.warning("reply to an unknown reqid %r: %s", reqid, event)
             else:
                 log.warning("Kraken error: %s", msg.get("errorMessage"))
             return
@@ -297,6 +334,37 @@ class KrakenProtocol(RequestBuilding):
                 else None
             )
             self._settle(req, err, verdict)
+
+    def _in_flight_unnumbered(self) -> list[Request]:
+        """The requests written without a reqid still waiting for replies
+        (settled and expired ones are dropped here)."""
+        live = (RequestState.SENT, RequestState.ORPHANED)
+        for key, req in list(self._unnumbered.items()):
+            if req.state not in live:
+                del self._unnumbered[key]
+        return list(self._unnumbered.values())
+
+    def _match_unnumbered(self, msg: dict[str, Any]) -> Request | None:
+        """The request a ``subscriptionStatus`` without reqid answers: the
+        first one written without a reqid, on the reply's channel, with the
+        reply's pair still open, whose event fits the status (``subscribed``:
+        a subscribe; ``unsubscribed``: an unsubscribe; ``error``: either)."""
+        status = msg.get("status")
+        events = _STATUS_EVENTS.get(status) if isinstance(status, str) else None
+        channel = _reply_channel(msg)
+        if not events or channel is None:
+            return None
+        pair = msg.get("pair")
+        for req in self._in_flight_unnumbered():
+            if req.event not in events or req.key is None:
+                continue
+            sub = req.message.get("subscription")
+            if not isinstance(sub, dict) or channel_name(sub) != channel:
+                continue
+            open_parts = [p for p in req.parts if p not in req.answered]
+            if (pair in open_parts) if isinstance(pair, str) else open_parts:
+                return req
+        return None
 
     def _answer_parts(self, req: Request, msg: dict[str, Any], verdict: Verdict) -> bool:
         """Record which parts (pairs) ``msg`` answers; False for a duplicate."""
