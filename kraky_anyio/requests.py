@@ -161,6 +161,8 @@ class Request:
     error: BaseException | None = None
     #: Where the writer puts the token of the socket it goes out on, if deferred.
     token_slot: dict[str, Any] | None = None
+    #: False when the frame carries no reqid (``reqid`` is then only its key here).
+    numbered: bool = True
 
     @property
     def done(self) -> bool:
@@ -177,6 +179,11 @@ class Request:
         if self.parts:
             return len(self.answered) >= len(self.parts)
         return len(self.replies) >= self.expected
+
+    @property
+    def ident(self) -> str:
+        """How errors name it: by the reqid it was sent with, if any."""
+        return f"reqid {self.reqid}" if self.numbered else "without reqid"
 
     def result(self) -> list[dict[str, Any]]:
         """The replies, or raise the request's error."""

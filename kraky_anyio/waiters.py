@@ -82,7 +82,7 @@ class Waiters:
                 if not req.done:
                     self._protocol.caller_gone(req, timed_out=True)
                     raise ReplyTimeoutError(
-                        f"no reply to {req.event} (reqid {req.reqid}) within {reply_timeout} s"
+                        f"no reply to {req.event} ({req.ident}) within {reply_timeout} s"
                     )
         except BaseException:
             # Cancelled before the wire: the writer will skip it. Already sent:

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from helpers import drop_and_wait_reconnect
 
-from kraky_anyio import KrakenError, ReplyLostError, open_kraken
+from kraky_anyio import KrakenError, ReplyLostError, ReplyTimeoutError, open_kraken
 from kraky_anyio.requests import MAX_ORPHANS
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 from kraky_anyio.v1.protocol import KrakenProtocol
@@ -234,3 +234,14 @@ async def test_over_the_wire_without_reqid_and_the_replay_after_a_drop(
     assert [f["pair"] for f in replays if f["event"] == "subscribe"] == [["XBT/USD"]]
     assert not any(f.get("subscription") == {"name": "ticker"} for f in server.all_received())
     assert conn.stats.unmatched_replies == 0
+
+
+@pytest.mark.anyio
+async def test_a_timeout_without_reqid_names_it_so(server: FakeKrakenServer) -> None:
+    """The library's internal key of an unnumbered request never reaches the user."""
+    async with open_kraken(server.url, reply_timeout=2) as conn:
+        with anyio.fail_after(60):
+            await conn.wait_connected()
+            server.stall(True)
+            with pytest.raises(ReplyTimeoutError, match=r"subscribe \(without reqid\) within 2"):
+                await conn.subscribe(TRADE, ["XBT/USD"], send_reqid=False)

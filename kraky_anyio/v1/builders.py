@@ -143,6 +143,7 @@ def subscription_request(
         subscription_key(sub),
         internal=replay,
         replay=replay,
+        numbered=numbered,
         token_slot=token_slot_of(msg),
     )
 

@@ -60,11 +60,6 @@ def _reply_channel(msg: dict[str, Any]) -> str | None:
     return None
 
 
-def _ident(req: Request) -> str:
-    """How a request is named in errors: by the reqid it was sent with."""
-    return f"reqid {req.reqid}" if "reqid" in req.message else "without reqid"
-
-
 class KrakenProtocol(RequestBuilding):
     """State of one logical Kraken v1 connection across its sockets."""
 
@@ -153,7 +148,7 @@ class KrakenProtocol(RequestBuilding):
         if not written:
             request.written = False
             err: BaseException = ConnectionClosedError(
-                f"{request.event} ({_ident(request)}) was not sent: the socket closed "
+                f"{request.event} ({request.ident}) was not sent: the socket closed "
                 f"before it could be written ({cause}); it is safe to retry"
             )
             self._finish(request, Step.FAIL_UNSENT, err)
@@ -206,12 +201,12 @@ class KrakenProtocol(RequestBuilding):
             self._stats.replies_lost += 1
         if req.event in ORDER_REPLY_EVENTS:
             return OrderOutcomeUnknownError(
-                f"{req.event} ({_ident(req)}) was sent but {why} before its reply: "
+                f"{req.event} ({req.ident}) was sent but {why} before its reply: "
                 "its outcome is unknown and it will not be re-sent",
                 req.replies,
             )
         return ReplyLostError(
-            f"{req.event} ({_ident(req)}): {why} before the reply came", req.replies
+            f"{req.event} ({req.ident}): {why} before the reply came", req.replies
         )
 
     def _rollback(self, req: Request) -> None:
