@@ -3,6 +3,7 @@
 ``async with open_kraken(...) as conn`` is the entry point; see its docstring.
 """
 
+from .auth import KrakenTokenProvider
 from .backoff import ReconnectPolicy
 from .connection import KrakenConnection, open_kraken
 from .errors import (
@@ -21,7 +22,8 @@ from .errors import (
     ReplyTimeoutError,
     TransportError,
 )
-from .fanout import MessageStream, Overflow
+from .fanout import MessageBatches, MessageStream, Overflow
+from .live_book import LiveBook, ResyncPolicy
 from .notices import (
     BookResync,
     Connected,
@@ -30,9 +32,9 @@ from .notices import (
     SequenceGap,
     SubscriptionLost,
 )
-from .options import ConnectionOptions, check_url
+from .options import ConnectionOptions, TokenProvider, check_url
 from .stats import Stats
-from .status import ConnectionStatus
+from .status import ConnectionState, ConnectionStatus
 from .v1.codec import ENVIRONMENTS
 
 __all__ = [
@@ -45,13 +47,17 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionFailedError",
     "ConnectionOptions",
+    "ConnectionState",
     "ConnectionStatus",
     "ConsumerOverflowError",
     "Disconnected",
     "HandshakeError",
     "KrakenConnection",
     "KrakenError",
+    "KrakenTokenProvider",
     "KrakyError",
+    "LiveBook",
+    "MessageBatches",
     "MessageStream",
     "MessageTooBigError",
     "Notice",
@@ -60,9 +66,11 @@ __all__ = [
     "ReconnectPolicy",
     "ReplyLostError",
     "ReplyTimeoutError",
+    "ResyncPolicy",
     "SequenceGap",
     "Stats",
     "SubscriptionLost",
+    "TokenProvider",
     "TransportError",
     "check_url",
     "open_kraken",
