@@ -29,7 +29,7 @@ from typing import Any
 
 from .errors import KrakyError
 from .fanout import Fanout, MessageStream, Overflow, make_filter
-from .live_book import LiveBook, open_book
+from .live_book import LiveBook, ResyncPolicy, open_book
 from .options import ConnectionOptions, resolve_url
 from .orders import OrderMethods
 from .shell import Shell
@@ -131,13 +131,16 @@ class KrakenConnection(OrderMethods):
         """
         return self._fanout.open(make_filter(channel, pair), buffer_size, overflow)
 
-    def book(self, pair: str, depth: int = 10) -> AbstractAsyncContextManager[LiveBook]:
+    def book(
+        self, pair: str, depth: int = 10, *, policy: ResyncPolicy | None = None
+    ) -> AbstractAsyncContextManager[LiveBook]:
         """``async with conn.book(pair, depth) as book``: a checksum-verified
         local book of ``pair``, subscribed on entry and unsubscribed on exit
         (see :mod:`kraky_anyio.live_book`). Entering waits for the subscribe
         reply and raises like :meth:`subscribe`; ``ValueError`` for a depth
-        other than 10, 25, 100, 500, 1000."""
-        return open_book(self, pair, depth, notify=self._fanout.publish_nowait)
+        other than 10, 25, 100, 500, 1000. ``policy`` paces repeated resyncs
+        (default :class:`ResyncPolicy`)."""
+        return open_book(self, pair, depth, notify=self._fanout.publish_nowait, policy=policy)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[KrakenConnection]:

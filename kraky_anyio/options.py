@@ -83,8 +83,10 @@ class ConnectionOptions:
     """Everything ``open_kraken`` accepts besides the URL (see its docstring).
 
     Times are seconds. ``token`` is a str or an async callable returning one
-    (never shown in ``repr``). ``send_buffer`` bounds the requests queued for
-    the writer; ``buffer_size``/``overflow`` are each consumer's defaults.
+    (never shown in ``repr``). ``send_timeout`` bounds each write to a socket
+    (the send lock's wait included; past it the socket is dropped).
+    ``send_buffer`` bounds the requests queued for the writer;
+    ``buffer_size``/``overflow`` are each consumer's defaults.
     """
 
     token: str | TokenProvider | None = field(default=None, repr=False)
@@ -96,6 +98,7 @@ class ConnectionOptions:
     ping_timeout: float = 5.0
     connect_timeout: float = 10.0
     close_timeout: float = 2.0
+    send_timeout: float = 10.0
     buffer_size: int = 1000
     overflow: Overflow | str = "block"
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
@@ -118,6 +121,7 @@ class ConnectionOptions:
         for name in ("reply_timeout", "idle_timeout", "ping_timeout", "connect_timeout"):
             _seconds(name, getattr(self, name))
         _seconds("close_timeout", self.close_timeout)
+        _seconds("send_timeout", self.send_timeout)
         _count("buffer_size", self.buffer_size, 1)
         _count("send_buffer", self.send_buffer, 0)
         if self.max_message_size is not None:

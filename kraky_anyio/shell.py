@@ -270,6 +270,7 @@ class Shell:
                         self.url,
                         ssl_context=self.options.ssl_context,
                         max_message_size=self.options.max_message_size,
+                        send_timeout=self.options.send_timeout,
                         close_timeout=self.options.close_timeout,
                     )
             except (TransportError, TimeoutError) as exc:

@@ -74,7 +74,8 @@ class Stats:
     replies_lost: int = 0
     #: Requests that got ``ReplyTimeoutError``.
     reply_timeouts: int = 0
-    #: Timed-out requests dropped from the pending table (bounded memory).
+    #: Requests whose caller stopped waiting after they were written (timed out
+    #: or cancelled), dropped from the pending table (bounded memory).
     requests_expired: int = 0
 
     # -- sockets -------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kraky_anyio import BookResync, Disconnected, open_kraken
+from kraky_anyio import BookResync, Disconnected, ResyncPolicy, open_kraken
 from kraky_anyio.book import checksum
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 
@@ -195,6 +195,28 @@ async def test_checksum_storm_on_the_wire_is_backed_off() -> None:
         assert [m for m in got if isinstance(m, BookResync)] == [
             BookResync("XBT/USD", 10, "checksum")
         ]
+
+
+async def test_conn_book_takes_a_resync_policy() -> None:
+    """A policy given to ``conn.book()`` paces the storm: with a 30 s base
+    delay, two minutes of mismatches allow far fewer resubscribes."""
+
+    def snapshot_then_bad_checksum(channel: str, pair: str | None) -> list[Any]:
+        bad = ask_update("99.50000", "3.0", list(ASKS))
+        bad["c"] = str((int(bad["c"]) + 1) % 2**32)
+        return [snapshot(), bad]
+
+    async with (
+        open_fake_kraken(snapshot_provider=snapshot_then_bad_checksum) as srv,
+        open_kraken(srv.url) as conn,
+    ):
+        policy = ResyncPolicy(immediate=0, base_delay=30.0, max_delay=30.0)
+        async with conn.book("XBT/USD", policy=policy) as book:
+            await anyio.sleep(120)
+            assert not book.valid
+        subscribes = [f for f in srv.all_received() if f.get("event") == "subscribe"]
+        # The first subscribe, then one resync per 15-30 s at most.
+        assert 2 <= len(subscribes) <= 9, len(subscribes)
 
 
 async def test_leaving_while_disconnected_then_opening_again(server: FakeKrakenServer) -> None:

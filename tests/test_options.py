@@ -72,6 +72,14 @@ async def test_send_buffer_is_an_open_kraken_option() -> None:
         assert conn.options.send_buffer == 3
 
 
+async def test_send_timeout_is_an_option_checked_on_entry() -> None:
+    async with open_kraken("ws://127.0.0.1:1", send_timeout=2.5) as conn:
+        assert conn.options.send_timeout == 2.5
+    with pytest.raises(ValueError, match="send_timeout"):
+        async with open_kraken("ws://127.0.0.1:1", send_timeout=0):
+            pass
+
+
 async def test_options_object_or_keywords_not_both() -> None:
     opts = ConnectionOptions(reply_timeout=3)
     async with open_kraken("ws://127.0.0.1:1", options=opts) as conn:
