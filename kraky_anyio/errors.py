@@ -75,12 +75,20 @@ class HandshakeError(TransportError):
 
 
 class ConnectionClosedError(TransportError):
-    """The WebSocket is closed; ``code`` and ``reason`` are the close frame's, if any."""
+    """The WebSocket is closed; ``code`` and ``reason`` are the close frame's, if any.
 
-    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+    Raised by a send, ``written`` says whether any byte of it may have left
+    (False only when the send never reached the socket: closed before it, or
+    its deadline passed while it waited for the send lock).
+    """
+
+    def __init__(
+        self, message: str, code: int | None = None, reason: str = "", *, written: bool = True
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
+        self.written = written
 
 
 class MessageTooBigError(ConnectionClosedError):

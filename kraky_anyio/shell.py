@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .backoff import Backoff
 from .errors import (
     AuthError,
+    ConnectionClosedError,
     ConnectionFailedError,
     KrakyError,
     TransportError,
@@ -247,7 +248,9 @@ class Shell:
             try:
                 await ws.send_text(frame)
             except TransportError as exc:
-                protocol.send_failed(req, exc, True)
+                # Unknown counts as written: an order possibly sent is never resent.
+                written = not isinstance(exc, ConnectionClosedError) or exc.written
+                protocol.send_failed(req, exc, written)
                 self._drop_socket(gen, f"a write failed: {exc}")
             return
 

@@ -128,23 +128,26 @@ class WebSocket:
         await self._send(data, text=False)
 
     async def _send(self, data: bytes, *, text: bool) -> None:
+        started = False
         with anyio.move_on_after(self._send_timeout) as scope:
             async with self._send_lock:
                 if self.closed or self._protocol.state is not State.OPEN:
-                    raise self._closed_error()
+                    raise _unsent(self._closed_error())
+                started = True
                 if text:
                     self._protocol.send_text(data)
                 else:
                     self._protocol.send_binary(data)
                 await self._flush_locked()
         if scope.cancelled_caught:
-            await self._send_timed_out()
+            await self._send_timed_out(started)
 
-    async def _send_timed_out(self) -> None:
+    async def _send_timed_out(self, started: bool) -> None:
         self._broken = None  # the deadline is the true reason, not "interrupted"
         self._mark_broken(f"a send did not complete within {self._send_timeout:g} s")
         await self._abort()
-        raise self._closed_error()
+        exc = self._closed_error()
+        raise exc if started else _unsent(exc)
 
     async def _flush_locked(self) -> None:
         # Looping until empty: replies the receiving task queued while this
@@ -193,7 +196,7 @@ class WebSocket:
                 self._send_lock.release()
         if scope.cancelled_caught:
             with contextlib.suppress(ConnectionClosedError):
-                await self._send_timed_out()
+                await self._send_timed_out(True)
 
     # -- receiving ---------------------------------------------------------
 
@@ -284,3 +287,11 @@ class WebSocket:
             finally:
                 self._mark_broken("closed locally")
                 await self._abort()
+
+
+def _unsent(exc: ConnectionClosedError) -> ConnectionClosedError:
+    """A copy of ``exc`` for a send of which no byte left (the socket's own
+    error object is shared by every later call, so it is not changed)."""
+    unsent = ConnectionClosedError(str(exc), exc.code, exc.reason, written=False)
+    unsent.__cause__ = exc.__cause__
+    return unsent

@@ -159,6 +159,38 @@ async def test_pongs_queued_behind_a_sender_go_out_with_its_write() -> None:
     assert peer.written == (6 + 15) + (6 + 2)  # the text, then the pong
 
 
+# -- 11.10: a send says whether any byte of it may have left -----------------
+
+
+async def test_a_send_that_never_reached_the_socket_says_so() -> None:
+    """Only a send whose bytes may have left is ``written``: the shell turns
+    the others into a plain, retryable error instead of "outcome unknown"."""
+    peer = Peer(capacity=0)
+    ws = open_ws(peer, send_timeout=2.0)
+    outcome: dict[str, ConnectionClosedError] = {}
+
+    async def send(name: str, text: str) -> None:
+        try:
+            await ws.send_text(text)
+        except ConnectionClosedError as exc:
+            outcome[name] = exc
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send, "holder", "x" * 100)  # takes the lock, never completes
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(send, "waiter", "y")  # waits for the lock: never written
+    assert outcome["holder"].written is True
+    assert outcome["waiter"].written is False
+    with pytest.raises(ConnectionClosedError) as info:
+        await ws.send_text("z")  # closed before it: never written
+    assert info.value.written is False
+    failed = open_ws(Peer(send_error=OSError(104, "reset")))
+    with pytest.raises(ConnectionClosedError) as info:
+        await failed.send_text("x")
+    assert info.value.written is True  # the write itself failed: unknown
+
+
 # -- 12.2: raw errors leave as TransportError, the original as __cause__ -------
 
 
