@@ -60,12 +60,12 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
-from ._taskgroup import task_group
 from .book import Level
 from .book_engine import BookEngine, BookView, V1BookEngine, Verdict
 from .errors import KrakenError, KrakyError
 from .fanout import MessageStream
 from .notices import BookResync, Connected, Disconnected, Notice
+from .taskgroup import task_group
 
 __all__ = ["BookConnection", "LiveBook", "ResyncPolicy", "open_book", "open_live_book"]
 

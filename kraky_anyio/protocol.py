@@ -15,9 +15,6 @@ from .v1.codec import ENVIRONMENTS, FrameKind, classify, decode, encode, json_de
 from .v1.protocol import KrakenMessage, KrakenProtocol
 
 PendingRequest = Request
-#: Old private name, still imported by cli.py: use ``json_default``.
-_json_default = json_default
-
 __all__ = [
     "DEFERRED_TOKEN",
     "ENVIRONMENTS",

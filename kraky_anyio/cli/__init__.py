@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from .._taskgroup import task_group
 from ..errors import KrakyError
+from ..taskgroup import task_group
 from .args import PROG, parse
 from .commands import COMMANDS
 from .state import CommandError, UsageError

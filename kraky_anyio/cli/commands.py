@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._taskgroup import task_group
 from ..connection import KrakenConnection, open_kraken
 from ..errors import KrakenError
 from ..notices import Notice
 from ..options import TokenProvider
-from ..protocol import _json_default
+from ..taskgroup import task_group
+from ..v1.codec import json_default
 from .args import PRIVATE_CHANNELS, PROG
 from .state import CommandError, StateTracker, UsageError, enforce_limits
 from .view import watch
@@ -43,7 +43,7 @@ def json_line(msg: Any) -> str:
     if isinstance(msg, Notice):
         fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
         msg = {"notice": type(msg).__name__, **fields}
-    return json.dumps(msg, separators=(",", ":"), default=_json_default)
+    return json.dumps(msg, separators=(",", ":"), default=json_default)
 
 
 def _endpoint(args: argparse.Namespace, private: bool) -> str:

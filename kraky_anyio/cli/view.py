@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._taskgroup import task_group
 from ..connection import KrakenConnection
+from ..taskgroup import task_group
 from .state import StateTracker, describe, enforce_limits, wall_clock
 
 if TYPE_CHECKING:

@@ -34,10 +34,10 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ..taskgroup import task_group
 from .connection import FakeKrakenConnection, FakeSession, accept_client
 from .options import FakeKrakenOptions, check_status, make_options
 from .session import FakeKrakenSession
-from .taskgroup import unwrapping_task_group
 from .v1_messages import FIRST_CONNECTION_ID
 from .v2_session import FIRST_V2_CONNECTION_ID, V2_PATH, FakeKrakenV2Session
 
@@ -417,7 +417,7 @@ async def open_fake_kraken(
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be in 0..65535, not {port}")
     server = FakeKrakenServer(make_options(options, changes), host=host)
-    async with unwrapping_task_group() as tg:  # cancelled when the block ends
+    async with task_group() as tg:  # cancelled when the block ends
         run = getattr(server.options.order_handler, "run", None)
         if run is not None:
             await tg.start(run, server)
