@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -411,11 +412,44 @@ async def test_unsubscribe_stops_the_data_and_level3_needs_a_token() -> None:
             seen = await steps(30)
             assert seen["book"] > 30 and seen["ticker"] > 5 and seen["response"] == 2, seen
             await reader.send("unsubscribe", channel="book", symbol=["BTC/USD"])
-            await server.wait_for(
-                lambda: not server.sessions[0].session.subscription_params("book", "BTC/USD")
-            )
+            session = server.sessions[0].session
+            assert isinstance(session, FakeKrakenV2Session)
+            await server.wait_for(lambda: not session.subscription_params("book", "BTC/USD"))
             seen = await steps(0)  # the ack, and what was queued before it
             assert seen["response"] == 1
             seen = await steps(30)
             assert seen["book"] == 0 and seen["ticker"] > 5
         await ws.aclose()
+
+
+# -- kraky-anyio serve -------------------------------------------------------------
+
+
+def test_cli_serve_speaks_v2_on_the_v2_path() -> None:
+    """``kraky-anyio serve`` (a real process, real time): a v2 book snapshot
+    on ``<url>/v2`` verifies, and an update follows."""
+
+    async def check() -> None:
+        command = [sys.executable, "-m", "kraky_anyio", "serve", "--port", "0"]
+        async with await anyio.open_process(command) as proc:
+            try:
+                with anyio.fail_after(60):
+                    assert proc.stdout is not None
+                    line = b""
+                    while not line.endswith(b"\n"):
+                        line += await proc.stdout.receive(1)
+                    url = line.decode().strip()
+                    assert url.startswith("ws://127.0.0.1:")
+                    ws = await connect_websocket(url + "/v2")
+                    reader = Reader(ws)
+                    await reader.send("subscribe", channel="book", symbol=["BTC/USD"], depth=25)
+                    book = Book("BTC/USD", 25)
+                    while book.updates < 1:
+                        _, message = await reader.next()
+                        if isinstance(message, BookMessage):
+                            assert book.feed(message).ok
+                    await ws.aclose()
+            finally:
+                proc.terminate()
+
+    anyio.run(check)
