@@ -71,9 +71,10 @@ import anyio
 
 from ..book import DEPTHS
 from ..v2.params import LEVEL3_DEPTHS
-from .market_book import Publication, V2Publication, iso_time, timestamp
+from .market_book import Publication, timestamp
 from .market_dynamics import MAX_SPREAD_TICKS, PairMarket
 from .market_instrument import instrument_data
+from .market_v2 import V2Publication, iso_time
 
 __all__ = [
     "MAX_SPREAD_TICKS",

@@ -8,8 +8,7 @@ it); the orders behind the levels, for ``level3``, are
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple
 from zlib import crc32
@@ -18,6 +17,7 @@ from ..book import CHECKSUM_DEPTH, checksum
 from ..v2 import render
 from ..v2.params import LEVEL3_DEPTHS
 from .market_l3 import OrderQueues
+from .market_v2 import V2Publication, iso_time, v1_to_iso
 from .v2_messages import v2_symbol
 
 __all__ = [
@@ -27,8 +27,6 @@ __all__ = [
     "DepthView",
     "Publication",
     "SimulatedBook",
-    "V2Publication",
-    "iso_time",
     "timestamp",
     "volume_text",
 ]
@@ -37,7 +35,6 @@ VOLUME_SCALE = 10**8
 ZERO_VOLUME = "0.00000000"
 #: Every v2 quantity has 8 decimals.
 QTY_PRECISION = 8
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class Publication(NamedTuple):
@@ -54,32 +51,6 @@ class Publication(NamedTuple):
     def message(self, channel_id: int = 0) -> list[Any]:
         """The message as Kraken frames it: ``[channelID, *payloads, channelName, pair]``."""
         return [channel_id, *self.payloads, self.channel_name, self.pair]
-
-
-class V2Publication(NamedTuple):
-    """One v2 channel message:
-    ``server.publish_v2(channel, symbol, data, params=params)``.
-
-    ``data`` is the message's data (``Decimal`` numbers) or, for ``book`` and
-    ``level3``, the whole frame as ``bytes``; ``params`` picks the
-    subscribers (``{"depth": 25}``, ``{"interval": 5}``,
-    ``{"event_trigger": "bbo"}``) or is None for all of them.
-    """
-
-    channel: str
-    symbol: str | None
-    data: Any
-    params: Mapping[str, Any] | None = None
-
-
-def iso_time(us: int) -> str:
-    """Microseconds since the epoch as v2 spells a time (RFC 3339, UTC)."""
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _iso(ts: object) -> str:
-    """A v1 time (``"1700000000.123456"``) as v2 spells it."""
-    return iso_time(int(str(ts).replace(".", "")))
 
 
 def timestamp(us: int) -> str:
@@ -193,7 +164,10 @@ class SimulatedBook:
 
     def _v2_orders(self, side: BookSide, depth: int) -> list[list[render.Order]]:
         return [
-            [(str(o[0]), price, Decimal(o[1]).scaleb(-QTY_PRECISION), _iso(o[2])) for o in queue]
+            [
+                (str(o[0]), price, Decimal(o[1]).scaleb(-QTY_PRECISION), v1_to_iso(o[2]))
+                for o in queue
+            ]
             for price, queue in ((self.v2_price(p), q) for p, q in side.l3.top(side, depth))
         ]
 
@@ -403,7 +377,7 @@ class SimulatedBook:
         self, event: tuple[str, str, int, int, str]
     ) -> tuple[str, str, Decimal, Decimal, str]:
         kind, oid, price, qty, ts = event
-        return (kind, oid, self.v2_price(price), Decimal(qty).scaleb(-QTY_PRECISION), _iso(ts))
+        return (kind, oid, self.v2_price(price), Decimal(qty).scaleb(-QTY_PRECISION), v1_to_iso(ts))
 
     def top_of_book(self) -> tuple[int | None, ...]:
         ask, bid = self.asks.best(), self.bids.best()

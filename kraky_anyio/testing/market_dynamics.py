@@ -13,15 +13,9 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
-from .market_book import (
-    VOLUME_SCALE,
-    BookSide,
-    Publication,
-    V2Publication,
-    timestamp,
-    volume_text,
-)
+from .market_book import VOLUME_SCALE, BookSide, Publication, timestamp, volume_text
 from .market_stats import INTERVALS, MarketStats, Tally
+from .market_v2 import V2Publication
 
 __all__ = ["MAX_SPREAD_TICKS", "PairMarket"]
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from .market_book import VOLUME_SCALE, SimulatedBook, iso_time, timestamp, volume_text
+from .market_book import VOLUME_SCALE, SimulatedBook, timestamp, volume_text
+from .market_v2 import iso_time
 from .session import OHLC_INTERVALS
 
 __all__ = ["INTERVALS", "TRADE_SNAPSHOT", "MarketStats", "Tally"]
