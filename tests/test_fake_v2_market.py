@@ -88,7 +88,7 @@ def test_every_v2_book_and_level3_depth_verifies_with_late_joiners() -> None:
             assert books[pub.channel, pub.params["depth"]].feed(message).ok
             if isinstance(message, Level3Message):
                 entry = message.data[0]
-                seen.update(o.event for o in (*entry.asks, *entry.bids))
+                seen.update(str(o.event) for o in (*entry.asks, *entry.bids))
     assert seen["add"] and seen["modify"] and seen["delete"] and seen["late joiners"] == 3
     for (channel, depth), book in books.items():
         assert book.valid and book.version > 100
@@ -146,7 +146,7 @@ def test_numbers_are_written_at_the_pairs_precision() -> None:
             places = qp if name.endswith(b"qty") else pp
             shape = rb"\d+\.\d{%d}" % places if places else rb"\d+"
             assert re.fullmatch(shape, text), (name, text)
-            counted[message.channel] += 1
+            counted[getattr(message, "channel", "?")] += 1
     assert set(counted) == {"book", "level3", "ticker", "trade"}, counted
     # Kraken's instrument numbers are in the shortest form, exponent included.
     (instrument,) = sim.v2_snapshot("instrument", None, {})
