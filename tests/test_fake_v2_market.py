@@ -422,6 +422,21 @@ async def test_unsubscribe_stops_the_data_and_level3_needs_a_token() -> None:
         await ws.aclose()
 
 
+@pytest.mark.anyio
+async def test_the_kraken_exchange_fixture_serves_v2(kraken_exchange: FakeKrakenServer) -> None:
+    """The pytest plugin's exchange gives a v2 subscriber its snapshot, then updates."""
+    with anyio.fail_after(60):
+        ws = await connect_websocket(kraken_exchange.v2_url)
+        reader = Reader(ws)
+        await reader.send("subscribe", channel="book", symbol=["ETH/USD"], depth=25)
+        book = Book("ETH/USD", 25)
+        while book.updates < 5:
+            _, message = await reader.next()
+            if isinstance(message, BookMessage):
+                assert book.feed(message).ok
+        await ws.aclose()
+
+
 # -- kraky-anyio serve -------------------------------------------------------------
 
 
