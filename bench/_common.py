@@ -37,6 +37,8 @@ BACKEND = {
     "null-trio": "trio",
     "raw-asyncio": "asyncio",
     "raw-trio": "trio",
+    "rawfast-asyncio": "asyncio",
+    "rawfast-trio": "trio",
     "kraky_anyio-asyncio": "asyncio",
     "kraky_anyio-trio": "trio",
     "websockets": "asyncio",

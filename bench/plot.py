@@ -29,6 +29,8 @@ COLORS = {
     "kraky_anyio_v2": "#1f77b4",
     "raw-asyncio": "#9e9e9e",
     "raw-trio": "#616161",
+    "rawfast-asyncio": "#bdbdbd",
+    "rawfast-trio": "#757575",
     "kraky_anyio-asyncio": "#1f77b4",
     "kraky_anyio-trio": "#17becf",
     "websockets": "#ff7f0e",

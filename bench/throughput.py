@@ -12,8 +12,12 @@ process, one at a time, in round-robin order over ``--repeats`` rounds:
 
 * ``null-asyncio``, ``null-trio``: read the socket and discard the bytes (no
   frame parsing, no JSON): the physical ceiling of this machine and server;
-* ``raw-asyncio``, ``raw-trio``: the ceiling, ``kraky_anyio.transport.connect_websocket``
-  + ``json.loads`` per message, no library above the transport;
+* ``raw-asyncio``, ``raw-trio``: issue 16's raw transport, websockets' sans-I/O
+  protocol over anyio (``connect_websocket(..., fast_path=False)``) +
+  ``json.loads`` per message, no library above the transport;
+* ``rawfast-asyncio``, ``rawfast-trio``: the same with our frame fast path
+  (``fast_path=True``, the library's default): the ceiling for anything built
+  on kraky_anyio's transport;
 * ``kraky_anyio-trio``, ``kraky_anyio-asyncio``: ``open_kraken`` + ``async for msg
   in conn.messages()``;
 * ``kraky``: ``kraky.KrakyWsClient`` from PyPI with a no-op handler, in its own
@@ -70,6 +74,8 @@ CLIENTS = [
     "null-trio",
     "raw-asyncio",
     "raw-trio",
+    "rawfast-asyncio",
+    "rawfast-trio",
     "kraky_anyio-trio",
     "kraky_anyio-asyncio",
     "kraky",
