@@ -11,7 +11,9 @@ Kinds: ``null-asyncio``, ``null-trio`` (read the socket and discard the
 bytes: the physical ceiling, flood mode only), ``raw-asyncio``, ``raw-trio``
 (websockets' sans-I/O protocol over anyio, i.e. ``connect_websocket(...,
 fast_path=False)``, + ``json.loads``, no library), ``rawfast-asyncio``,
-``rawfast-trio`` (the same with our frame fast path),
+``rawfast-trio`` (the same with our frame fast path), ``floor-asyncio``,
+``floor-trio`` (our fast path + kraky_anyio's own decoder, msgspec: the least
+any client that parses every message can do here),
 ``kraky_anyio-asyncio``, ``kraky_anyio-trio`` (``open_kraken`` +
 ``conn.messages()``), ``websockets`` (``websockets.asyncio.client`` +
 ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
@@ -234,7 +236,7 @@ class SlowSink:
 # -- clients -------------------------------------------------------------------
 
 
-async def run_raw(url: str, sink: Any, fast_path: bool) -> None:
+async def run_raw(url: str, sink: Any, fast_path: bool, loads: Any = json.loads) -> None:
     """The raw transport: websockets' sans-I/O protocol over anyio (kraky_anyio's
     ``connect_websocket(..., fast_path=False)``: every frame parsed by
     websockets), one ``receive_batch`` per socket read and ``json.loads`` per
@@ -245,7 +247,6 @@ async def run_raw(url: str, sink: Any, fast_path: bool) -> None:
     ws = await connect_websocket(url, fast_path=fast_path)
     try:
         await ws.send_text(SUBSCRIBE_FRAME)
-        loads = json.loads
         on = sink.on_message
         if sink.is_async:
             while True:
@@ -612,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
             return await run_null(args.url, n)
         if kind.startswith(("raw-", "rawfast-")):
             await run_raw(args.url, sink, fast_path=kind.startswith("rawfast-"))
+        elif kind.startswith("floor-"):
+            from kraky_anyio.v1.codec import decode
+
+            await run_raw(args.url, sink, fast_path=True, loads=decode)
         elif kind.startswith("kraky_anyio-"):
             await run_kraky_anyio(args.url, sink, args.overflow, args.buffer_size)
         elif kind == "websockets":
@@ -630,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode,
         python=sys.version.split()[0],
     )
-    if kind.startswith(("raw-", "rawfast-", "kraky_anyio-", "null-")):
+    if kind.startswith(("raw-", "rawfast-", "floor-", "kraky_anyio-", "null-")):
         import anyio
 
         result = anyio.run(body, backend=backend)

@@ -39,6 +39,8 @@ BACKEND = {
     "raw-trio": "trio",
     "rawfast-asyncio": "asyncio",
     "rawfast-trio": "trio",
+    "floor-asyncio": "asyncio",
+    "floor-trio": "trio",
     "kraky_anyio-asyncio": "asyncio",
     "kraky_anyio-trio": "trio",
     "websockets": "asyncio",

@@ -31,6 +31,8 @@ COLORS = {
     "raw-trio": "#616161",
     "rawfast-asyncio": "#bdbdbd",
     "rawfast-trio": "#757575",
+    "floor-asyncio": "#dddddd",
+    "floor-trio": "#8d8d8d",
     "kraky_anyio-asyncio": "#1f77b4",
     "kraky_anyio-trio": "#17becf",
     "websockets": "#ff7f0e",
