@@ -349,16 +349,20 @@ class Fanout:
         stats.messages_unrouted += n - routed
         return offers
 
-    async def publish(self, batch: list[Any]) -> None:
+    async def publish(self, batch: list[Any]) -> bool:
         """Give ``batch`` to every consumer. Waits only for a full consumer
         under the ``"block"`` policy; cancelling that wait loses the rest of
         the batch for that consumer and the ones after it (used only when the
-        connection closes; counted in ``stats.messages_dropped_unread``)."""
+        connection closes; counted in ``stats.messages_dropped_unread``).
+
+        Returns True if a consumer was waiting for messages and is now woken:
+        the reader then yields so that consumer runs before the next read."""
         # A snapshot: a consumer opened while this publish waits must not get
         # this batch (it began before the consumer existed).
         offers = self._route(batch)
         stats = self._stats
         done = 0
+        woke = False
         try:
             for q, items in offers:
                 if q.closed:  # closed while an earlier consumer blocked us
@@ -367,7 +371,9 @@ class Fanout:
                 elif len(q.items) + len(items) <= q.maxlen:
                     stats.consumer_copies += len(items)
                     q.items.extend(items)
-                    q.notify()
+                    if q.wake is not None:
+                        woke = True
+                        q.notify()
                 elif q.policy is Overflow.FAIL:
                     self._fail(q, items)
                 else:
@@ -378,6 +384,7 @@ class Fanout:
             stats.consumer_copies += lost
             stats.messages_dropped_unread += lost
             raise
+        return woke
 
     def _fail(self, q: _Queue, items: list[Any]) -> None:
         # Notices may have pushed the buffer past its limit: room is never < 0.
