@@ -207,6 +207,18 @@ def test_checksum_never_goes_through_float() -> None:
     assert checksum(asks, []) == zlib.crc32(b"1000100")
 
 
+def test_the_book_package_keeps_every_name_and_one_checksum_module() -> None:
+    import kraky_anyio.book as book
+    from kraky_anyio.book import checksums as rules
+
+    for name in book.__all__:
+        assert getattr(book, name) is not None
+    # One place for the rules: the package's checksum() is the checksum module's.
+    assert book.checksum is rules.checksum and book.CHECKSUM_DEPTH == rules.CHECKSUM_DEPTH == 10
+    assert rules.fragment("0.00100000", "qty") == "100000"
+    assert rules.checksum_value("0001") == 1
+
+
 # -- the recorded Kraken session ------------------------------------------------
 
 
