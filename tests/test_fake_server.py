@@ -18,7 +18,7 @@ import trio_websocket
 from kraky_anyio.errors import ConnectionClosedError, HandshakeError
 from kraky_anyio.testing import FakeKrakenSession, OutgoingMessage, open_fake_kraken
 from kraky_anyio.testing.server import FakeKrakenServer
-from kraky_anyio.testing.session import (
+from kraky_anyio.testing.v1_messages import (
     ERR_ALREADY_SUBSCRIBED,
     ERR_DEPTH_NOT_INTEGER,
     ERR_DEPTH_NOT_SUPPORTED,
@@ -371,7 +371,7 @@ def test_session_order_events_hook() -> None:
         seen.append((request, now))
         return [{"event": "addOrderStatus", "status": "ok", "txid": "OABC"}]
 
-    session.order_handler = engine
+    session = _session(order_handler=engine)
     assert _send(session, {"event": "addOrder"}, now=3.0) == [
         {"event": "addOrderStatus", "status": "ok", "txid": "OABC"}
     ]

@@ -3,10 +3,11 @@
 :class:`FakeKrakenSession` is a plain object: feed it what a client sent and
 the current time, and it returns the messages the server answers with (JSON-able
 dicts and lists, in send order). It never reads a clock and never touches a
-socket; :mod:`kraky_anyio.testing.server` is the I/O shell around it.
+socket; :mod:`kraky_anyio.testing.connection` is the I/O shell around it, and
+:mod:`kraky_anyio.testing.v1_messages` holds the texts and shapes.
 
 What it answers, with the ``errorMessage`` texts Kraken itself uses where they
-are known (constants below):
+are known:
 
 * A frame that is not JSON, or is JSON but not an object:
   ``{"event":"error","errorMessage":"Malformed request"}``.
@@ -28,130 +29,43 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Collection
 from typing import Any, TypeAlias
 
+from . import v1_messages as v1
+from .options import (
+    DEFAULT_PAIRS,
+    FakeKrakenOptions,
+    OrderHandler,
+    OutgoingMessage,
+    PrivateSnapshotProvider,
+    SnapshotProvider,
+)
+from .session_base import FakeSessionBase
+from .v1_messages import (
+    ERR_INVALID_SESSION,
+    ERR_INVALID_TOKEN,
+    FIRST_CONNECTION_ID,
+    OHLC_INTERVALS,
+)
+
+# Names other modules imported from here before v1_messages existed stay importable.
 __all__ = [
-    "BOOK_DEPTHS",
     "DEFAULT_PAIRS",
-    "ERR_ALREADY_SUBSCRIBED",
-    "ERR_DEPTH_NOT_INTEGER",
-    "ERR_DEPTH_NOT_SUPPORTED",
-    "ERR_EVENT_NOT_FOUND",
-    "ERR_INTERVAL_NOT_INTEGER",
-    "ERR_INTERVAL_NOT_SUPPORTED",
     "ERR_INVALID_SESSION",
     "ERR_INVALID_TOKEN",
-    "ERR_MALFORMED",
-    "ERR_PAIRS_NOT_FOUND",
-    "ERR_PAIR_NOT_ARRAY",
-    "ERR_PAIR_NOT_ISO",
-    "ERR_PAIR_NOT_SUPPORTED",
-    "ERR_PAIR_UNSUPPORTED_FOR_TYPE",
-    "ERR_RATE",
-    "ERR_REQID",
-    "ERR_SUBSCRIPTION_NAME",
-    "ERR_SUBSCRIPTION_NOT_FOUND",
-    "ERR_SUBSCRIPTION_NOT_OBJECT",
-    "ERR_UNKNOWN_METHOD",
-    "ERR_UNSUPPORTED_EVENT",
     "FIRST_CONNECTION_ID",
     "OHLC_INTERVALS",
-    "ORDER_EVENTS",
-    "PRIVATE_CHANNELS",
-    "PUBLIC_SUBSCRIPTIONS",
-    "SYSTEM_STATUSES",
-    "VERSION",
     "FakeKrakenSession",
     "OrderHandler",
     "OutgoingMessage",
     "PrivateSnapshotProvider",
+    "SnapshotProvider",
 ]
 
-#: One message the server sends: an event (object) or channel data (array).
-OutgoingMessage: TypeAlias = dict[str, Any] | list[Any]
-
-#: ``handler(session, request, now) -> replies`` for order events: the hook where
-#: a trading engine plugs in. ``request`` is the decoded client object (its
-#: ``event`` is one of :data:`ORDER_EVENTS`); it may also return private channel
-#: data built with :meth:`FakeKrakenSession.publish`.
-#: ``(channel_name, pair) -> payloads`` sent to a new subscriber after its reply.
-SnapshotProvider: TypeAlias = Callable[[str, "str | None"], list[Any]]
-OrderHandler: TypeAlias = Callable[
-    ["FakeKrakenSession", dict[str, Any], float], list[OutgoingMessage]
-]
-#: ``(session, channel_name, subscription) -> payloads`` sent to a new subscriber
-#: of a private channel (``ownTrades``/``openOrders``) after its reply, e.g. the
-#: open orders of the token's account. ``subscription`` is the client's object,
-#: ``token`` included; a trading engine plugs in here.
-PrivateSnapshotProvider: TypeAlias = Callable[["FakeKrakenSession", str, dict[str, Any]], list[Any]]
-
-VERSION = "1.9.1"
-#: Connection IDs start here (Kraken's own example, above 2**63, so a client
-#: that parses them into a signed 64-bit integer fails in tests).
-FIRST_CONNECTION_ID = 13688620010177543517
-SYSTEM_STATUSES = frozenset({"online", "maintenance", "cancel_only", "post_only", "limit_only"})
-PUBLIC_SUBSCRIPTIONS = frozenset({"ticker", "ohlc", "trade", "spread", "book"})
-PRIVATE_CHANNELS = frozenset({"ownTrades", "openOrders"})
-BOOK_DEPTHS = frozenset({10, 25, 100, 500, 1000})
-OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
-ORDER_EVENTS = frozenset(
-    {"addOrder", "editOrder", "cancelOrder", "cancelAll", "cancelAllOrdersAfter"}
-)
-#: The pairs a server accepts unless told otherwise (Kraken v1 ``wsname`` spelling).
-DEFAULT_PAIRS = frozenset(
-    {
-        "XBT/USD",
-        "XBT/EUR",
-        "XBT/USDT",
-        "ETH/USD",
-        "ETH/EUR",
-        "ETH/XBT",
-        "SOL/USD",
-        "XRP/USD",
-        "ADA/USD",
-        "DOT/USD",
-        "LTC/USD",
-        "XDG/USD",
-        "USDT/USD",
-    }
-)
-
-ERR_MALFORMED = "Malformed request"
-ERR_EVENT_NOT_FOUND = "Event(s) not found"
-ERR_UNSUPPORTED_EVENT = "Unsupported event"
-ERR_REQID = "Reqid field must be a positive integer less than 18446744073709551616"
-ERR_RATE = "Exceeded msg rate"
-ERR_SUBSCRIPTION_NOT_OBJECT = "Subscription field must be an object"
-ERR_SUBSCRIPTION_NAME = "Subscription name invalid"
-ERR_DEPTH_NOT_INTEGER = "Subscription book depth must be an integer"
-ERR_DEPTH_NOT_SUPPORTED = "Subscription depth not supported"
-ERR_INTERVAL_NOT_INTEGER = "Subscription ohlc interval must be an integer"
-ERR_INTERVAL_NOT_SUPPORTED = "Subscription ohlc interval not supported"
-ERR_PAIRS_NOT_FOUND = "Pair(s) not found"
-ERR_PAIR_NOT_ARRAY = "Pair field must be an array"
-ERR_PAIR_UNSUPPORTED_FOR_TYPE = "Pair field unsupported for this subscription type"
-#: Followed by a space and the pair.
-ERR_PAIR_NOT_ISO = "Currency pair not in ISO 4217-A3 format"
-#: Followed by a space and the pair.
-ERR_PAIR_NOT_SUPPORTED = "Currency pair not supported"
-ERR_ALREADY_SUBSCRIBED = "Already subscribed"
-ERR_SUBSCRIPTION_NOT_FOUND = "Subscription Not Found"
-ERR_INVALID_TOKEN = "EGeneral:Invalid arguments:token"
-ERR_INVALID_SESSION = "ESession:Invalid session"
-ERR_UNKNOWN_METHOD = "EGeneral:Unknown method"
-
-_MAX_REQID = 2**64
-_REQUEST_EVENTS = frozenset({"ping", "subscribe", "unsubscribe"}) | ORDER_EVENTS
-_UNDECODABLE = object()
 _Key: TypeAlias = tuple[str, str | None]
 
 
-def _status_event(event: str) -> str:
-    return "subscriptionStatus" if event in ("subscribe", "unsubscribe") else f"{event}Status"
-
-
-class FakeKrakenSession:
+class FakeKrakenSession(FakeSessionBase):
     """The server side of one Kraken v1 connection, without I/O.
 
     Every method that takes ``now`` (seconds, any monotonic clock) returns the
@@ -171,53 +85,38 @@ class FakeKrakenSession:
     requests received meanwhile are never answered.
     """
 
+    api = "v1"
+    request_key = "event"
+
     def __init__(
         self,
+        options: FakeKrakenOptions | None = None,
         *,
         connection_id: int = FIRST_CONNECTION_ID,
-        status: str = "online",
-        heartbeat_interval: float = 1.0,
-        valid_tokens: Collection[str] | None = None,
-        pairs: Collection[str] | None = DEFAULT_PAIRS,
-        order_handler: OrderHandler | None = None,
         first_channel_id: int = 1,
-        snapshot_provider: SnapshotProvider | None = None,
         revoked_tokens: set[str] | None = None,
-        private_snapshot_provider: PrivateSnapshotProvider | None = None,
+        **changes: Any,
     ) -> None:
-        """``valid_tokens=None`` accepts any non-empty token for private
-        channels; ``pairs=None`` accepts any pair spelled ``BASE/QUOTE``.
+        """``options`` (default: :class:`FakeKrakenOptions`'s defaults) with
+        keyword ``changes`` applied (``pairs=...``, ``order_handler=...``):
+        bad options raise ``TypeError``/``ValueError`` here.
         ``revoked_tokens`` (the very set is kept, so a server can share one
         set with all its sessions) are refused like invalid ones (expired
-        tokens). ``private_snapshot_provider`` (see
-        :data:`PrivateSnapshotProvider`) gives what a new private subscriber
-        gets after its reply, after what ``snapshot_provider`` gives.
-        ``first_channel_id`` is the channelID of the first public subscription
-        (then +1 each). ``snapshot_provider(channel_name, pair)``, if given,
-        returns the payloads sent right after a ``subscribed`` reply (e.g. a
-        book snapshot), to that subscriber only, one message each. Raises
-        ``ValueError`` for an unknown ``status`` or a ``heartbeat_interval``
-        that is not positive."""
-        _check_options(status, heartbeat_interval)
-        self.connection_id = connection_id
-        self.status = status
-        self.heartbeat_interval = heartbeat_interval
-        self.valid_tokens = None if valid_tokens is None else frozenset(valid_tokens)
-        self.pairs = None if pairs is None else frozenset(pairs)
-        self.order_handler = order_handler
-        self.snapshot_provider = snapshot_provider
-        self.revoked_tokens: set[str] = set() if revoked_tokens is None else revoked_tokens
-        self.private_snapshot_provider = private_snapshot_provider
+        tokens). ``first_channel_id`` is the channelID of the first public
+        subscription (then +1 each)."""
+        super().__init__(
+            options, changes, connection_id=connection_id, revoked_tokens=revoked_tokens
+        )
         #: The token each live private subscription was made with, by channel name.
         self.private_tokens: dict[str, str] = {}
-        self.stalled = False
-        self.received: list[Any] = []
-        self.counters: Counter[str] = Counter()
         self._channel_ids: dict[_Key, int] = {}
         self._next_channel_id = first_channel_id
         self._sequences: Counter[str] = Counter()
-        self._rate_limited = 0
-        self._last_sent: float | None = None
+
+    @staticmethod
+    def encode(message: OutgoingMessage) -> str:
+        """The text frame of one message (compact JSON)."""
+        return json.dumps(message, separators=(",", ":"))
 
     # -- state -------------------------------------------------------------
 
@@ -227,65 +126,21 @@ class FakeKrakenSession:
         for ``ownTrades``/``openOrders``."""
         return frozenset(self._channel_ids)
 
-    def rate_limit(self, n: int) -> None:
-        """Answer the next ``n`` client frames (whatever they are) with
-        ``{"Error":"Exceeded msg rate"}`` instead of processing them.
-        ``rate_limit(0)`` cancels what is left."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        self._rate_limited = n
-
-    def note_sent(self, now: float) -> None:
-        """Record that the caller sent something else (raw frames) at ``now``:
-        heartbeats only fill silence."""
-        self._last_sent = now
-
-    def _sent(self, messages: list[OutgoingMessage], now: float | None) -> list[OutgoingMessage]:
-        if messages and now is not None:
-            self._last_sent = now
-        return messages
-
     # -- unprompted messages -------------------------------------------------
 
-    def on_open(self, now: float) -> list[OutgoingMessage]:
-        """The greeting: one ``systemStatus`` (nothing while stalled)."""
-        if self.stalled:
-            return []
-        return self._sent([self._system_status()], now)
-
-    def set_status(self, status: str, now: float) -> list[OutgoingMessage]:
-        """Change the system status; returns the ``systemStatus`` to send
-        (nothing while stalled, though the status still changes). Raises
-        ``ValueError`` for a status Kraken does not use."""
-        _check_status(status)
-        self.status = status
-        if self.stalled:
-            return []
-        return self._sent([self._system_status()], now)
-
-    def _system_status(self) -> dict[str, Any]:
+    def _status_message(self) -> dict[str, Any]:
         return {
             "connectionID": self.connection_id,
             "event": "systemStatus",
             "status": self.status,
-            "version": VERSION,
+            "version": v1.VERSION,
         }
 
-    def heartbeat_due(self) -> float | None:
-        """When :meth:`tick` will next produce a heartbeat if nothing else is
-        sent first, or ``None`` while there is no subscription (or stalled)."""
-        if self.stalled or not self._channel_ids or self._last_sent is None:
-            return None
-        return self._last_sent + self.heartbeat_interval
+    def _heartbeat_message(self) -> dict[str, Any]:
+        return {"event": "heartbeat"}
 
-    def tick(self, now: float) -> list[OutgoingMessage]:
-        """``[{"event":"heartbeat"}]`` once ``heartbeat_interval`` seconds have
-        passed with nothing sent, while at least one subscription is live."""
-        due = self.heartbeat_due()
-        if due is None or now < due:
-            return []
-        self.counters["heartbeat"] += 1
-        return self._sent([{"event": "heartbeat"}], now)
+    def _rate_limited_reply(self, request: Any, now: float) -> dict[str, Any]:
+        return {"Error": v1.ERR_RATE}
 
     def publish(
         self,
@@ -304,7 +159,7 @@ class FakeKrakenSession:
         ``[payload, channel_name, {"sequence": n}]``, n counting from 1 per
         channel. ``now`` (optional) resets the heartbeat's silence timer.
         """
-        private = channel_name in PRIVATE_CHANNELS
+        private = channel_name in v1.PRIVATE_CHANNELS
         if private and (pair is not None or more_payloads):
             raise ValueError("private channel data take one payload and pair=None")
         if not private and pair is None:
@@ -325,10 +180,11 @@ class FakeKrakenSession:
 
     def _initial(self, channel_name: str, pair: str | None) -> list[OutgoingMessage]:
         """What a new subscriber gets right after its ``subscribed`` reply."""
-        if self.snapshot_provider is None:
+        provider = self.options.snapshot_provider
+        if provider is None:
             return []
         out: list[OutgoingMessage] = []
-        for payload in self.snapshot_provider(channel_name, pair):
+        for payload in provider(channel_name, pair):
             out.extend(self.publish(channel_name, pair, payload))
         return out
 
@@ -336,52 +192,33 @@ class FakeKrakenSession:
         self, channel_name: str, subscription: dict[str, Any]
     ) -> list[OutgoingMessage]:
         """What a new private subscriber gets from ``private_snapshot_provider``."""
-        if self.private_snapshot_provider is None:
+        provider = self.options.private_snapshot_provider
+        if provider is None:
             return []
         out: list[OutgoingMessage] = []
-        for payload in self.private_snapshot_provider(self, channel_name, subscription):
+        for payload in provider(self, channel_name, subscription):
             out.extend(self.publish(channel_name, None, payload))
         return out
 
-    def on_text(self, text: str | bytes, now: float) -> list[OutgoingMessage]:
-        """Decode and answer one client frame (a binary frame is decoded the
-        same way, as UTF-8 JSON)."""
-        try:
-            request = json.loads(text)
-        except (ValueError, RecursionError):
-            request = _UNDECODABLE
-        else:
-            self.received.append(request)
-            if isinstance(request, dict) and isinstance(request.get("event"), str):
-                self.counters[request["event"]] += 1
-        if self.stalled:
-            self.counters["stalled"] += 1
-            return []
-        if self._rate_limited:
-            self._rate_limited -= 1
-            self.counters["rate_limited"] += 1
-            return self._sent([{"Error": ERR_RATE}], now)
-        return self._sent(self._dispatch(request, now), now)
-
     def _dispatch(self, request: Any, now: float) -> list[OutgoingMessage]:
-        if request is _UNDECODABLE or not isinstance(request, dict):
+        if not isinstance(request, dict):
             self.counters["malformed"] += 1
-            return [_error(ERR_MALFORMED)]
+            return [v1.error_event(v1.ERR_MALFORMED)]
         event = request.get("event")
         has_reqid = "reqid" in request
         reqid = request.get("reqid")
         if not isinstance(event, str):
-            return [_error(ERR_EVENT_NOT_FOUND, has_reqid, reqid)]
-        if event not in _REQUEST_EVENTS:
-            return [_error(ERR_UNSUPPORTED_EVENT, has_reqid, reqid)]
+            return [v1.error_event(v1.ERR_EVENT_NOT_FOUND, has_reqid, reqid)]
+        if event not in v1.REQUEST_EVENTS:
+            return [v1.error_event(v1.ERR_UNSUPPORTED_EVENT, has_reqid, reqid)]
         if has_reqid and (
-            isinstance(reqid, bool) or not isinstance(reqid, int) or not 0 <= reqid < _MAX_REQID
+            isinstance(reqid, bool) or not isinstance(reqid, int) or not 0 <= reqid < v1.MAX_REQID
         ):
-            reply = {"errorMessage": ERR_REQID, "event": _status_event(event), "status": "error"}
-            return [_with_reqid(reply, True, reqid)]
+            reply = {"errorMessage": v1.ERR_REQID, "event": v1.status_event(event)}
+            return [v1.with_reqid({**reply, "status": "error"}, True, reqid)]
         if event == "ping":
-            return [_with_reqid({"event": "pong"}, has_reqid, reqid)]
-        if event in ORDER_EVENTS:
+            return [v1.with_reqid({"event": "pong"}, has_reqid, reqid)]
+        if event in v1.ORDER_EVENTS:
             return self.on_order(request, now)
         return self._on_subscription(request, subscribe=event == "subscribe")
 
@@ -389,27 +226,15 @@ class FakeKrakenSession:
         """Answer an order event (the trading-engine hook): the
         ``order_handler``'s replies, or an ``"EGeneral:Unknown method"``
         ``<event>Status`` error when there is none. A subclass may override it."""
-        if self.order_handler is not None:
-            return self.order_handler(self, request, now)
+        handler = self.options.order_handler
+        if handler is not None:
+            return handler(self, request, now)
         reply = {
-            "errorMessage": ERR_UNKNOWN_METHOD,
-            "event": _status_event(request["event"]),
+            "errorMessage": v1.ERR_UNKNOWN_METHOD,
+            "event": v1.status_event(request["event"]),
             "status": "error",
         }
-        return [_with_reqid(reply, "reqid" in request, request.get("reqid"))]
-
-    def token_error(self, token: object) -> str | None:
-        """``None`` if ``token`` is acceptable, else Kraken's error message:
-        ``ERR_INVALID_TOKEN`` when missing or empty, ``ERR_INVALID_SESSION``
-        when not among ``valid_tokens`` or among ``revoked_tokens``. For order
-        handlers too."""
-        if not isinstance(token, str) or not token:
-            return ERR_INVALID_TOKEN
-        if self.valid_tokens is not None and token not in self.valid_tokens:
-            return ERR_INVALID_SESSION
-        if token in self.revoked_tokens:
-            return ERR_INVALID_SESSION
-        return None
+        return [v1.with_reqid(reply, "reqid" in request, request.get("reqid"))]
 
     # -- subscribe / unsubscribe ---------------------------------------------
 
@@ -427,29 +252,29 @@ class FakeKrakenSession:
             message["status"] = status
             if echo is not None:
                 message["subscription"] = echo
-            return _with_reqid(message, has_reqid, request.get("reqid"))
+            return v1.with_reqid(message, has_reqid, request.get("reqid"))
 
         def error(text: str, pair: str | None, echo: dict[str, Any] | None) -> OutgoingMessage:
             return reply("error", pair, echo, errorMessage=text)
 
         subscription = request.get("subscription")
         if not isinstance(subscription, dict):
-            return [error(ERR_SUBSCRIPTION_NOT_OBJECT, None, None)]
+            return [error(v1.ERR_SUBSCRIPTION_NOT_OBJECT, None, None)]
         given = {k: v for k, v in subscription.items() if k != "token"}
         name = subscription.get("name")
 
-        if name in PRIVATE_CHANNELS:
+        if name in v1.PRIVATE_CHANNELS:
             echo: dict[str, Any] = {"name": name}
             if "pair" in request:
-                return [error(ERR_PAIR_UNSUPPORTED_FOR_TYPE, None, given)]
+                return [error(v1.ERR_PAIR_UNSUPPORTED_FOR_TYPE, None, given)]
             token_error = self.token_error(subscription.get("token"))
             if token_error is not None:
                 return [error(token_error, None, given)]
             key: _Key = (name, None)
             if subscribe and key in self._channel_ids:
-                return [error(ERR_ALREADY_SUBSCRIBED, None, echo)]
+                return [error(v1.ERR_ALREADY_SUBSCRIBED, None, echo)]
             if not subscribe and key not in self._channel_ids:
-                return [error(ERR_SUBSCRIPTION_NOT_FOUND, None, echo)]
+                return [error(v1.ERR_SUBSCRIPTION_NOT_FOUND, None, echo)]
             if subscribe:
                 self._channel_ids[key] = 0  # private data carry no channelID
                 self.private_tokens[name] = subscription["token"]
@@ -466,16 +291,16 @@ class FakeKrakenSession:
         pairs: list[str] | None = None
         if isinstance(raw_pairs, list) and raw_pairs and all(isinstance(p, str) for p in raw_pairs):
             pairs = raw_pairs
-        channel = _public_channel(name, subscription)
+        channel = v1.public_channel(name, subscription)
         if isinstance(channel, str):  # an error message, one per pair when pairs are readable
             if pairs is None:
                 return [error(channel, None, given)]
             return [error(channel, pair, given) for pair in pairs]
         channel_name, echo = channel
         if pairs is None:
-            text = ERR_PAIRS_NOT_FOUND
+            text = v1.ERR_PAIRS_NOT_FOUND
             if raw_pairs is not None and not isinstance(raw_pairs, list):
-                text = ERR_PAIR_NOT_ARRAY
+                text = v1.ERR_PAIR_NOT_ARRAY
             return [error(text, None, echo)]
 
         replies: list[OutgoingMessage] = []
@@ -483,13 +308,13 @@ class FakeKrakenSession:
             base, _, quote = pair.partition("/")
             key = (channel_name, pair)
             if not base or not quote or "/" in quote:
-                replies.append(error(f"{ERR_PAIR_NOT_ISO} {pair}", pair, echo))
-            elif self.pairs is not None and pair not in self.pairs:
-                replies.append(error(f"{ERR_PAIR_NOT_SUPPORTED} {pair}", pair, echo))
+                replies.append(error(f"{v1.ERR_PAIR_NOT_ISO} {pair}", pair, echo))
+            elif self.options.pairs is not None and pair not in self.options.pairs:
+                replies.append(error(f"{v1.ERR_PAIR_NOT_SUPPORTED} {pair}", pair, echo))
             elif subscribe and key in self._channel_ids:
-                replies.append(error(ERR_ALREADY_SUBSCRIBED, pair, echo))
+                replies.append(error(v1.ERR_ALREADY_SUBSCRIBED, pair, echo))
             elif not subscribe and key not in self._channel_ids:
-                replies.append(error(ERR_SUBSCRIPTION_NOT_FOUND, pair, echo))
+                replies.append(error(v1.ERR_SUBSCRIPTION_NOT_FOUND, pair, echo))
             elif subscribe:
                 channel_id = self._channel_ids[key] = self._next_channel_id
                 self._next_channel_id += 1
@@ -505,45 +330,3 @@ class FakeKrakenSession:
                     )
                 )
         return replies
-
-
-def _public_channel(name: object, subscription: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
-    """``(channelName, echo)`` for a valid public subscription, else the error message."""
-    if not isinstance(name, str) or name not in PUBLIC_SUBSCRIPTIONS:
-        return ERR_SUBSCRIPTION_NAME
-    if name == "book":
-        depth = subscription.get("depth", 10)
-        if isinstance(depth, bool) or not isinstance(depth, int):
-            return ERR_DEPTH_NOT_INTEGER
-        if depth not in BOOK_DEPTHS:
-            return ERR_DEPTH_NOT_SUPPORTED
-        return f"book-{depth}", {"depth": depth, "name": name}
-    if name == "ohlc":
-        interval = subscription.get("interval", 1)
-        if isinstance(interval, bool) or not isinstance(interval, int):
-            return ERR_INTERVAL_NOT_INTEGER
-        if interval not in OHLC_INTERVALS:
-            return ERR_INTERVAL_NOT_SUPPORTED
-        return f"ohlc-{interval}", {"interval": interval, "name": name}
-    return name, {"name": name}
-
-
-def _with_reqid(message: dict[str, Any], has_reqid: bool, reqid: Any) -> dict[str, Any]:
-    if has_reqid:
-        message["reqid"] = reqid
-    return message
-
-
-def _error(text: str, has_reqid: bool = False, reqid: Any = None) -> dict[str, Any]:
-    return _with_reqid({"errorMessage": text, "event": "error"}, has_reqid, reqid)
-
-
-def _check_status(status: str) -> None:
-    if status not in SYSTEM_STATUSES:
-        raise ValueError(f"unknown system status {status!r}; one of {sorted(SYSTEM_STATUSES)}")
-
-
-def _check_options(status: str, heartbeat_interval: float) -> None:
-    _check_status(status)
-    if not heartbeat_interval > 0:
-        raise ValueError("heartbeat_interval must be positive")
