@@ -63,6 +63,9 @@ async def kraken_like(stream: anyio.abc.ByteStream, *, drop_after: int | None = 
                         if pair is not None:
                             out["pair"] = pair
                         await ws.send_text(json.dumps(out))
+                elif event == "cancelAll":
+                    out = {"event": "cancelAllStatus", "reqid": reqid, "status": "ok", "count": 0}
+                    await ws.send_text(json.dumps(out))
                 if drop_after is not None and seen >= drop_after:
                     await ws.abort()
                     return
@@ -86,6 +89,14 @@ async def accept_then_close_glued(stream: anyio.abc.ByteStream) -> None:
         with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
             while await stream.receive():
                 pass
+
+
+async def flood_then_vanish(stream: anyio.abc.ByteStream) -> None:
+    """Send a burst of channel data, then close the TCP connection at once."""
+    ws = await accept_websocket(stream)
+    for i in range(20):
+        await ws.send_text(json.dumps([1, {"c": [str(i), "1"]}, "ticker", "XBT/USD"]))
+    await ws.abort()
 
 
 async def accept_and_never_read(stream: anyio.abc.ByteStream) -> None:

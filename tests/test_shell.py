@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ import pytest
 from helpers import (
     accept_and_never_read,
     accept_then_close_glued,
+    flood_then_vanish,
     kraken_like,
     next_of,
     scripted_server,
@@ -196,3 +198,36 @@ async def test_connected_notice_counts_replayed_entries() -> None:
             await conn.subscribe(TICKER, ["XBT/USD", "ETH/USD"])
             again = await next_of(stream, lambda m: isinstance(m, Connected) and m.generation == 2)
         assert again.replayed == 2
+
+
+async def test_an_order_never_written_is_sent_on_the_next_socket() -> None:
+    # Regression (11.10): a close frame glued to the 101 was absorbed by the
+    # transport before the writer's check; the order was marked sent and came
+    # back as OrderOutcomeUnknownError although no byte of it left.
+    async with (
+        scripted_server(accept_then_close_glued, kraken_like) as (url, seen),
+        open_kraken(url, token="T", reconnect_policy=SLOW) as conn,
+    ):
+        with anyio.fail_after(60):
+            reply = await conn.cancel_all()
+        assert reply["status"] == "ok"
+        assert len(seen) == 2
+
+
+async def test_a_failed_write_hands_the_socket_back_while_the_reader_is_blocked() -> None:
+    # Regression (11.6): with the reader blocked on a full consumer ("block"),
+    # a failed write left the socket "connected" and the writer spun at 100% CPU.
+    async with (
+        scripted_server(flood_then_vanish, kraken_like) as (url, _),
+        open_kraken(url, reply_timeout=1, reconnect_policy=SLOW) as conn,
+    ):
+        stalled = conn.messages(buffer_size=1)  # never read: the reader blocks
+        with anyio.fail_after(120):
+            await conn.wait_connected()
+            while conn.generation == 1:
+                # Each ping is bounded: once socket 2 exists, a new ping waits
+                # for a Connected that the stalled consumer holds up.
+                with anyio.move_on_after(5), contextlib.suppress(KrakyError):
+                    await conn.ping()
+        assert conn.generation == 2
+        await stalled.aclose()
