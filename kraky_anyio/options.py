@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -48,17 +48,18 @@ def check_url(url: object) -> str:
     return url
 
 
-def resolve_url(connection_env: object) -> str:
-    """Map an environment name to Kraken's URL; any other string must be a
-    valid ``ws://``/``wss://`` URL (see :func:`check_url`)."""
+def resolve_url(connection_env: object, environments: Mapping[str, str] = ENVIRONMENTS) -> str:
+    """Map an environment name to Kraken's URL (``environments``: v1's by
+    default); any other string must be a valid ``ws://``/``wss://`` URL (see
+    :func:`check_url`)."""
     if not isinstance(connection_env, str) or not connection_env:
         raise TypeError("connection_env must be an environment name or a ws:// / wss:// URL")
-    if connection_env in ENVIRONMENTS:
-        return ENVIRONMENTS[connection_env]
+    if connection_env in environments:
+        return environments[connection_env]
     if not connection_env.startswith(("ws://", "wss://")):
         raise ValueError(
             f"unknown environment {connection_env!r}: use one of "
-            f"{', '.join(ENVIRONMENTS)} or a ws:// / wss:// URL"
+            f"{', '.join(environments)} or a ws:// / wss:// URL"
         )
     return check_url(connection_env)
 
