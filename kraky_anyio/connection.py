@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from ._taskgroup import task_group
+from .errors import KrakyError
 from .fanout import Fanout, MessageStream, Overflow, make_filter
 from .live_book import LiveBook, open_book
 from .options import ConnectionOptions, resolve_url
@@ -35,6 +35,7 @@ from .orders import OrderMethods
 from .shell import Shell
 from .stats import Stats
 from .status import ConnectionStatus
+from .taskgroup import task_group
 from .v1.protocol import KrakenProtocol
 
 
@@ -92,6 +93,11 @@ class KrakenConnection(OrderMethods):
         """The sans-I/O protocol state (registry, pending requests)."""
         return self._protocol
 
+    @property
+    def consumers(self) -> int:
+        """How many message streams (``messages()``, books) are open."""
+        return self._fanout.consumers
+
     def live_subscriptions(self) -> list[tuple[dict[str, Any], str | None]]:
         """``(subscription, pair)`` for every live entry: what a reconnect replays."""
         return [(dict(e.subscription), e.pair) for e in self._protocol.subscriptions.live()]
@@ -132,6 +138,27 @@ class KrakenConnection(OrderMethods):
         reply and raises like :meth:`subscribe`; ``ValueError`` for a depth
         other than 10, 25, 100, 500, 1000."""
         return open_book(self, pair, depth)
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[KrakenConnection]:
+        """Run the connection's tasks for the ``async with`` block (what
+        :func:`open_kraken` does after checking its arguments). Once only."""
+        shell = self._shell
+        if shell.closing or shell.started:
+            raise KrakyError("a KrakenConnection runs once: use open_kraken() again")
+        try:
+            async with task_group() as tg:
+                shell.start(tg)
+                try:
+                    yield self
+                finally:
+                    shell.closing = True
+        finally:
+            shell.close()
+            # After the tasks: the last Disconnected notice is delivered first.
+            self._fanout.close(shell.fatal)
+        if shell.fatal is not None:
+            raise shell.fatal
 
     # -- requests ----------------------------------------------------------
 
@@ -272,18 +299,5 @@ async def open_kraken(
             raise TypeError("pass either options= or keyword options, not both")
     else:
         options = ConnectionOptions.from_kwargs(kwargs)
-    conn = KrakenConnection(url, options)
-    shell = conn._shell
-    try:
-        async with task_group() as tg:
-            shell.start(tg)
-            try:
-                yield conn
-            finally:
-                shell.closing = True
-    finally:
-        shell.close()
-        # After the tasks: the last Disconnected notice is delivered first.
-        conn._fanout.close(shell.fatal)
-    if shell.fatal is not None:
-        raise shell.fatal
+    async with KrakenConnection(url, options).run() as conn:
+        yield conn

@@ -49,9 +49,9 @@ def check_url(url: object) -> str:
 
 
 def resolve_url(connection_env: object, environments: Mapping[str, str] = ENVIRONMENTS) -> str:
-    """Map an environment name to Kraken's URL (``environments``: v1's by
-    default); any other string must be a valid ``ws://``/``wss://`` URL (see
-    :func:`check_url`)."""
+    """Map an environment name to its URL (v1's by default; a v2 entry point
+    passes its own ``environments``); any other string must be a valid
+    ``ws://``/``wss://`` URL (see :func:`check_url`)."""
     if not isinstance(connection_env, str) or not connection_env:
         raise TypeError("connection_env must be an environment name or a ws:// / wss:// URL")
     if connection_env in environments:

@@ -11,8 +11,8 @@ from .redaction import redact
 from .requests import MAX_REQID, MAX_USER_REQID, Request, RequestState
 from .stats import Stats
 from .v1.builders import DEFERRED_TOKEN, normalise_pairs
-from .v1.codec import ENVIRONMENTS, decode, encode, json_default
-from .v1.protocol import FrameKind, KrakenMessage, KrakenProtocol, classify
+from .v1.codec import ENVIRONMENTS, FrameKind, classify, decode, encode, json_default
+from .v1.protocol import KrakenMessage, KrakenProtocol
 
 PendingRequest = Request
 #: Old private name, still imported by cli.py: use ``json_default``.

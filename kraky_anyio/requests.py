@@ -33,6 +33,7 @@ from typing import Any
 from .stats import Stats
 
 __all__ = [
+    "DEFERRED_TOKEN",
     "INTERNAL_REQID_BASE",
     "MAX_ORPHANS",
     "MAX_REQID",
@@ -46,6 +47,10 @@ __all__ = [
     "check_reqid",
 ]
 
+#: Stands for "the token of the socket this request goes out on": the writer
+#: fills it in (``SendAction.NEEDS_TOKEN``) just before sending, so a request
+#: queued while disconnected never carries the previous socket's token.
+DEFERRED_TOKEN = "<deferred: the token of the socket it goes out on>"
 MAX_REQID = 2**64 - 1
 #: The first reqid of the library's own space (the top 2**32 of Kraken's range).
 INTERNAL_REQID_BASE = 2**64 - 2**32

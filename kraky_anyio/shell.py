@@ -25,7 +25,6 @@ from .errors import (
     AuthError,
     ConnectionFailedError,
     KrakyError,
-    ReplyTimeoutError,
     TransportError,
 )
 from .fanout import Fanout
@@ -37,10 +36,10 @@ from .seam import ProtocolCore, ReplayPlan, SendAction
 from .status import ConnectionState, ConnectionStatus
 from .tokens import SocketTokens
 from .transport import WebSocket, connect_websocket
+from .waiters import CLOSED_MESSAGE, Waiters
+from .watchdog import watch
 
 log = logging.getLogger("kraky_anyio")
-
-CLOSED_MESSAGE = "the connection is closed (use it inside `async with open_kraken()`)"
 
 
 @contextmanager
@@ -58,18 +57,7 @@ def _type_name(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, AuthError) else type(exc).__name__
 
 
-class _Waiter:
-    """The events one caller waits on; set by the shell, never by the core."""
-
-    __slots__ = ("closed", "done", "sent")
-
-    def __init__(self) -> None:
-        self.sent = anyio.Event()
-        self.done = anyio.Event()
-        self.closed = False
-
-
-class _SocketRun:
+class SocketRun:
     """Per-socket facts the socket's tasks share."""
 
     __slots__ = ("generation", "reason", "ws")
@@ -107,9 +95,9 @@ class Shell:
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._socket_scope: anyio.CancelScope | None = None
-        self._run: _SocketRun | None = None
-        self._waiters: dict[Request, _Waiter] = {}
-        self._last_rx = 0.0
+        self._run: SocketRun | None = None
+        self.waiters = Waiters(protocol)
+        self.last_rx = 0.0
         self._state: ConnectionState = "connecting"
         self._next_attempt_at: float | None = None
         self._disconnected_since: float | None = None
@@ -137,6 +125,10 @@ class Shell:
         self._changed.set()
         self._changed = anyio.Event()
 
+    @property
+    def started(self) -> bool:
+        return self._task_group is not None
+
     def check_open(self) -> None:
         if self.closing or self._task_group is None:
             raise KrakyError(CLOSED_MESSAGE)
@@ -154,58 +146,17 @@ class Shell:
 
     # -- requests ----------------------------------------------------------
 
-    def _wake(self, req: Request) -> None:
-        waiter = self._waiters.get(req)
-        if waiter is None:
-            return
-        if req.state is not RequestState.QUEUED:
-            waiter.sent.set()
-        if req.state is RequestState.DONE or req.state is RequestState.ABANDONED:
-            waiter.done.set()
-
     async def request(self, req: Request) -> list[dict[str, Any]]:
-        """Queue ``req`` for the writer and wait for its replies (see the
-        public methods for what raises)."""
-        if req.done:
-            return req.result()
-        waiter = _Waiter()
-        self._waiters[req] = waiter
-        try:
-            if self.closing:
-                raise KrakyError(CLOSED_MESSAGE)
-            try:
-                await self.send_tx.send(req)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                raise KrakyError(CLOSED_MESSAGE) from None
-            await waiter.sent.wait()
-            if not req.done:
-                with anyio.move_on_after(self.options.reply_timeout):
-                    await waiter.done.wait()
-                if not req.done and waiter.closed:
-                    raise KrakyError(CLOSED_MESSAGE)
-                if not req.done:
-                    self.protocol.caller_gone(req, timed_out=True)
-                    raise ReplyTimeoutError(
-                        f"no reply to {req.event} (reqid {req.reqid}) within "
-                        f"{self.options.reply_timeout} s"
-                    )
-        except BaseException:
-            # Cancelled before the wire: the writer will skip it. Already sent:
-            # the reply, when it comes, still updates the protocol quietly.
+        """Queue ``req`` for the writer and wait for its replies."""
+        if self.closing:
             self.protocol.caller_gone(req)
-            raise
-        finally:
-            del self._waiters[req]
-        return req.result()
+        return await self.waiters.request(req, self.send_tx, self.options.reply_timeout)
 
     def close(self) -> None:
         """The block is left: wake every waiting caller with the closed error."""
         self.closing = True
         self._state = "closed"
-        for waiter in self._waiters.values():
-            waiter.closed = True
-            waiter.sent.set()
-            waiter.done.set()
+        self.waiters.close()
         self._changed.set()
         self.send_tx.close()
         self.send_rx.close()
@@ -256,7 +207,7 @@ class Shell:
     async def _writer(self) -> None:
         async for req in self.send_rx:
             await self._write(req)
-            self._wake(req)
+            self.waiters.wake(req)
 
     async def _write(self, req: Request) -> None:
         protocol = self.protocol
@@ -288,7 +239,7 @@ class Shell:
                 continue
             frame = protocol.frame(req)
             protocol.sending(req, gen)
-            self._wake(req)
+            self.waiters.wake(req)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("> %s", redact(req.message))
             try:
@@ -349,10 +300,10 @@ class Shell:
     async def _run_socket(self, ws: WebSocket) -> str:
         stats = self.protocol.stats
         self.generation += 1
-        run = _SocketRun(ws, self.generation)
+        run = SocketRun(ws, self.generation)
         stats.connections += 1
         self.backoff.connected(anyio.current_time())
-        self._last_rx = anyio.current_time()
+        self.last_rx = anyio.current_time()
         self.ws, self._run = ws, run
         plan: ReplayPlan | None = None
         try:
@@ -363,7 +314,7 @@ class Shell:
                     [Connected(run.generation, self.url, plan.entries), *plan.notices]
                 )
                 tg.start_soon(self._reader, run, tg.cancel_scope)
-                tg.start_soon(self._watchdog, run)
+                tg.start_soon(watch, self, run)
                 try:
                     for i, req in enumerate(plan.requests):
                         if plan.burst and i and i % plan.burst == 0:
@@ -392,79 +343,36 @@ class Shell:
                 if req.state is RequestState.QUEUED:
                     self.protocol.caller_gone(req)
             for req in self.protocol.connection_lost(run.generation).settled:
-                self._wake(req)
+                self.waiters.wake(req)
             await ws.aclose()
             will = self.options.reconnect and not self.closing and self.fatal is None
             self.fanout.publish_nowait(Disconnected(run.generation, run.reason, will))
         log.info("socket %d closed: %s", run.generation, run.reason)
         return run.reason
 
-    async def _reader(self, run: _SocketRun, scope: anyio.CancelScope) -> None:
+    async def _reader(self, run: SocketRun, scope: anyio.CancelScope) -> None:
         receive = self.protocol.receive_frames
         ws = run.ws
         try:
             while True:
                 batch = await ws.receive_batch()
-                self._last_rx = anyio.current_time()
+                self.last_rx = anyio.current_time()
                 verdict = receive(batch)
                 for req in verdict.settled:
-                    self._wake(req)
+                    self.waiters.wake(req)
                 for req in verdict.to_send:
                     await self.send_tx.send(req)
                 if verdict.messages:
                     await self.fanout.publish(verdict.messages)
-                    self._last_rx = anyio.current_time()
+                    self.last_rx = anyio.current_time()
         except TransportError as exc:
             if run.reason == "closed":
                 run.reason = str(exc)
         finally:
             scope.cancel()
 
-    async def _watchdog(self, run: _SocketRun) -> None:
-        """Judge liveness on the server's own messages: ping after
-        ``idle_timeout`` of silence, drop the socket if ``ping_timeout`` more
-        pass silently. The deadline covers sending the ping too: a send that
-        cannot complete in time (the server does not read) is a dead socket."""
-        idle_timeout, ping_timeout = self.options.idle_timeout, self.options.ping_timeout
-        ws = run.ws
-        while True:
-            if self.fanout.blocked:
-                # The reader is not reading: silence proves nothing.
-                await self.fanout.wait_unblocked()
-                self._last_rx = anyio.current_time()
-                continue
-            idle_until = self._last_rx + idle_timeout
-            now = anyio.current_time()
-            if now < idle_until:
-                await anyio.sleep(idle_until - now)
-                if self._last_rx + idle_timeout > idle_until:
-                    continue  # a message came: idle again from there
-                # Otherwise the silence is over, even if a clock that keeps
-                # time in steps woke us a rounding error early.
-                if self.fanout.blocked:
-                    continue
-            ping = self.protocol.liveness_ping()
-            self.protocol.stats.pings_sent += 1
-            sent_at = anyio.current_time()
-            deadline = sent_at + ping_timeout
-            self.protocol.sending(ping, run.generation)
-            with anyio.move_on_after(ping_timeout) as scope:
-                try:
-                    await ws.send_text(self.protocol.frame(ping))
-                except TransportError:
-                    return  # the reader sees the same failure and ends the socket
-            if scope.cancelled_caught:
-                await self._dead(run, f"a ping could not be sent within {ping_timeout:g} s")
-                return
-            await anyio.sleep(max(0.0, deadline - anyio.current_time()))
-            self.protocol.caller_gone(ping, timed_out=True)
-            if self._last_rx < sent_at and not self.fanout.blocked:
-                await self._dead(
-                    run, f"no message from Kraken for {idle_timeout + ping_timeout:g} s"
-                )
-                return
-
-    async def _dead(self, run: _SocketRun, reason: str) -> None:
+    async def dead(self, run: SocketRun, reason: str) -> None:
+        """Declare ``run``'s socket dead (the watchdog's verdict) and abort it."""
         self.protocol.stats.dead_connections += 1
         run.reason = reason
         log.warning("connection looks dead: %s", reason)

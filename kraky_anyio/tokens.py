@@ -18,7 +18,7 @@ import anyio
 
 from .errors import AuthError, KrakyError
 from .options import TokenProvider
-from .v1.builders import DEFERRED_TOKEN
+from .requests import DEFERRED_TOKEN
 
 __all__ = ["SocketTokens"]
 

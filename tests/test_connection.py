@@ -367,7 +367,7 @@ async def test_broken_out_consumer_does_not_block_the_reader(server: FakeKrakenS
                     break
         async with conn.messages() as s:
             assert len(s) == 0
-        assert conn._fanout.consumers == 1
+        assert conn.consumers == 1
 
 
 async def test_garbage_frames_are_counted_and_the_connection_goes_on(

@@ -361,7 +361,7 @@ def test_private_subscribe_message_and_token_sources() -> None:
     req2 = p.subscribe({"name": "openOrders", "token": "T2"})
     assert json.loads(p.frame(req2))["subscription"]["token"] == "T2"
     # ...but the registry never stores it.
-    for entry in p.subscriptions._entries.values():
+    for entry in p.subscriptions.entries():
         assert "token" not in entry.subscription
 
 

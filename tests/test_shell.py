@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 from helpers import (
     accept_and_never_read,
@@ -27,8 +29,10 @@ from kraky_anyio import (
     Disconnected,
     KrakyError,
     ReconnectPolicy,
+    SequenceGap,
     open_kraken,
 )
+from kraky_anyio.transport import accept_websocket
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
@@ -231,3 +235,44 @@ async def test_a_failed_write_hands_the_socket_back_while_the_reader_is_blocked(
                     await conn.ping()
         assert conn.generation == 2
         await stalled.aclose()
+
+
+async def test_a_private_feed_gap_reaches_consumers_and_resubscribes() -> None:
+    # Regression (12.6): sequence.py was wired to nothing.
+    received: list[dict[str, Any]] = []
+
+    async def private_feed(stream: anyio.abc.ByteStream) -> None:
+        ws = await accept_websocket(stream)
+        subscribes = 0
+        while True:
+            for raw in await ws.receive_batch():
+                msg = json.loads(raw)
+                received.append(msg)
+                event, reqid = msg["event"], msg["reqid"]
+                status = "subscribed" if event == "subscribe" else "unsubscribed"
+                reply = {"event": "subscriptionStatus", "reqid": reqid, "status": status}
+                await ws.send_text(json.dumps(reply))
+                if event == "subscribe":
+                    subscribes += 1
+                    seqs = [1, 2, 5] if subscribes == 1 else [1]
+                    for seq in seqs:
+                        data = [[{"O1": {"status": "open"}}], "openOrders", {"sequence": seq}]
+                        await ws.send_text(json.dumps(data))
+
+    async with (
+        scripted_server(private_feed) as (url, _),
+        open_kraken(url, token="T") as conn,
+        conn.messages() as stream,
+    ):
+        with anyio.fail_after(60):
+            await conn.subscribe({"name": "openOrders"})
+            gap = await next_of(stream, lambda m: isinstance(m, SequenceGap))
+            assert (gap.channel, gap.expected, gap.got, gap.missing) == ("openOrders", 3, 5, 2)
+            fresh = await next_of(stream, lambda m: isinstance(m, list))
+            assert fresh[2] == {"sequence": 5}  # the message that showed the gap
+            fresh = await next_of(stream, lambda m: isinstance(m, list))
+            assert fresh[2] == {"sequence": 1}  # the fresh snapshot
+        assert [m["event"] for m in received] == ["subscribe", "unsubscribe", "subscribe"]
+        assert all(m["subscription"]["token"] == "T" for m in received)
+        assert conn.stats.sequence_gaps == 1
+        assert [s["name"] for s, _ in conn.live_subscriptions()] == ["openOrders"]

@@ -174,3 +174,19 @@ def test_raw_request_is_matched_by_reqid() -> None:
         p.raw({"event": "subscribe"})
     with pytest.raises(TypeError):
         p.raw("ping")  # type: ignore[arg-type]
+
+
+def test_a_token_given_in_the_subscription_is_used_for_its_replay() -> None:
+    # Issue 15 item 5: no provider, the token came inside the subscription dict.
+    p = KrakenProtocol()
+    live_open_orders(p, "SUB-TOKEN")
+    p.connection_lost(1)
+    plan = p.replay(None)
+    assert plan.notices == []
+    (req,) = plan.requests
+    assert json.loads(p.frame(req))["subscription"]["token"] == "SUB-TOKEN"
+    assert "SUB-TOKEN" not in repr(p.subscriptions.entries()) + repr(req)
+    # A fresh token from the connection wins over the remembered one.
+    p.connection_lost(2)
+    (again,) = p.replay("FRESH").requests
+    assert json.loads(p.frame(again))["subscription"]["token"] == "FRESH"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..requests import Request
+from ..requests import DEFERRED_TOKEN, Request
 from ..trading import ORDER_REPLY_EVENTS
 from .subscriptions import is_private, subscription_key
 
@@ -23,11 +23,6 @@ __all__ = [
     "subscription_request",
     "token_slot_of",
 ]
-
-#: Stands for "the token of the socket this request goes out on": the writer
-#: fills it in just before sending, so a request queued while disconnected never
-#: carries the previous socket's (possibly expired) token.
-DEFERRED_TOKEN = "<deferred: the token of the socket it goes out on>"
 
 
 def check_subscription(subscription: object) -> dict[str, Any]:

@@ -1,13 +1,27 @@
-"""Kraken v1 frames in and out: JSON with exact decimals, and the endpoints."""
+"""Kraken v1 frames in and out: JSON with exact decimals, the shape of each
+frame (:func:`classify`), and the endpoints."""
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ENVIRONMENTS", "decode", "encode", "json_default"]
+__all__ = [
+    "ENVIRONMENTS",
+    "REPLY_EVENTS",
+    "FrameKind",
+    "classify",
+    "decode",
+    "encode",
+    "json_default",
+]
+
+from ..trading import ORDER_REPLY_EVENTS
+
+REPLY_EVENTS = frozenset({"pong", "subscriptionStatus", *ORDER_REPLY_EVENTS.values()})
 
 ENVIRONMENTS: dict[str, str] = {
     "production": "wss://ws.kraken.com",
@@ -39,3 +53,30 @@ def json_default(obj: object) -> Any:
 def encode(message: Mapping[str, Any]) -> str:
     """Encode a request compactly; ``Decimal`` becomes a plain decimal string."""
     return json.dumps(message, separators=(",", ":"), default=json_default)
+
+
+class FrameKind(enum.Enum):
+    EVENT = "event"
+    REPLY = "reply"
+    PUBLIC = "public"
+    PRIVATE = "private"
+    RATE_LIMIT = "rate_limit"
+    MALFORMED = "malformed"
+
+
+def classify(msg: Any) -> FrameKind:
+    """Which kind of Kraken message ``msg`` is, judged on its shape alone."""
+    if isinstance(msg, dict):
+        event = msg.get("event")
+        if isinstance(event, str):
+            return FrameKind.REPLY if event in REPLY_EVENTS else FrameKind.EVENT
+        if "Error" in msg:
+            return FrameKind.RATE_LIMIT
+        return FrameKind.MALFORMED
+    if isinstance(msg, list):
+        n = len(msg)
+        if n == 3 and isinstance(msg[1], str) and isinstance(msg[2], dict):
+            return FrameKind.PRIVATE
+        if n in (4, 5) and isinstance(msg[-2], str) and isinstance(msg[-1], str):
+            return FrameKind.PUBLIC
+    return FrameKind.MALFORMED

@@ -11,66 +11,36 @@ only what these methods return.
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConnectionClosedError, KrakenError, OrderOutcomeUnknownError, ReplyLostError
-from ..notices import SequenceGap, SubscriptionLost
+from ..notices import SubscriptionLost
 from ..redaction import shorten
 from ..requests import Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, SendAction, Verdict
-from ..sequence import SequenceStatus, SequenceTracker
 from ..stats import Stats
 from ..trading import ORDER_REPLY_EVENTS
 from . import builders
-from .codec import decode_str, encode
+from .calls import RequestBuilding
+from .codec import REPLY_EVENTS, FrameKind, classify, decode_str, encode
+from .private_feeds import PrivateFeeds
 from .subscriptions import (
-    PRIVATE_CHANNELS,
     SubKey,
     SubscriptionRegistry,
     is_private,
-    normalise,
     subscription_key,
 )
 
 log = logging.getLogger("kraky_anyio")
 
-_REPLY_EVENTS = frozenset({"pong", "subscriptionStatus", *ORDER_REPLY_EVENTS.values()})
-_KNOWN_EVENTS = frozenset({"systemStatus", "heartbeat", "error", *_REPLY_EVENTS})
+_KNOWN_EVENTS = frozenset({"systemStatus", "heartbeat", "error", *REPLY_EVENTS})
 
 KrakenMessage = dict[str, Any] | list[Any]
 
 
-class FrameKind(enum.Enum):
-    EVENT = "event"
-    REPLY = "reply"
-    PUBLIC = "public"
-    PRIVATE = "private"
-    RATE_LIMIT = "rate_limit"
-    MALFORMED = "malformed"
-
-
-def classify(msg: Any) -> FrameKind:
-    """Which kind of Kraken message ``msg`` is, judged on its shape alone."""
-    if isinstance(msg, dict):
-        event = msg.get("event")
-        if isinstance(event, str):
-            return FrameKind.REPLY if event in _REPLY_EVENTS else FrameKind.EVENT
-        if "Error" in msg:
-            return FrameKind.RATE_LIMIT
-        return FrameKind.MALFORMED
-    if isinstance(msg, list):
-        n = len(msg)
-        if n == 3 and isinstance(msg[1], str) and isinstance(msg[2], dict):
-            return FrameKind.PRIVATE
-        if n in (4, 5) and isinstance(msg[-2], str) and isinstance(msg[-1], str):
-            return FrameKind.PUBLIC
-    return FrameKind.MALFORMED
-
-
-class KrakenProtocol:
+class KrakenProtocol(RequestBuilding):
     """State of one logical Kraken v1 connection across its sockets."""
 
     classify = staticmethod(classify)
@@ -79,9 +49,8 @@ class KrakenProtocol:
         self._stats = Stats()
         self.subscriptions = SubscriptionRegistry()
         self.requests = RequestTable(self._stats)
-        self.sequences = SequenceTracker()
+        self.private_feeds = PrivateFeeds(self._stats)
         self.system_status: str | None = None
-        self._resyncing: set[str] = set()  # private channels being resubscribed
         # Tokens given inside a subscription dict: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
@@ -96,121 +65,6 @@ class KrakenProtocol:
 
     def pending(self) -> list[Request]:
         return list(self.requests)
-
-    # -- building requests -------------------------------------------------
-
-    def _reqid(self, reqid: int | None) -> int:
-        rid = self.requests.reqid(reqid)
-        for expired in self.requests.take_expired():
-            self._rollback(expired)
-        return rid
-
-    def ping(self, reqid: int | None = None) -> Request:
-        return self.requests.add(builders.ping_request(self._reqid(reqid)))
-
-    def liveness_ping(self) -> Request:
-        rid = self.requests.reqid(None, internal=True)
-        return self.requests.add(builders.ping_request(rid, internal=True))
-
-    def subscribe(
-        self,
-        subscription: Mapping[str, Any],
-        pair: str | Iterable[str] | None = None,
-        reqid: int | None = None,
-        *,
-        token: str | None = None,
-        default_token: str | None = None,
-    ) -> Request:
-        """Build a subscribe; the entries become pending in the registry.
-        A private channel's token: ``token``, else the subscription's own,
-        else ``default_token`` (the connection's, maybe deferred)."""
-        sub = builders.check_subscription(subscription)
-        pairs = builders.normalise_pairs(pair)
-        tok = token if token is not None else sub.get("token") or default_token
-        rid = self._reqid(reqid)
-        req = builders.subscription_request("subscribe", sub, pairs, rid, tok)
-        if is_private(sub) and isinstance(sub.get("token"), str):
-            self._sub_tokens[subscription_key(sub)] = sub["token"]
-        self.subscriptions.subscribe_sent(subscription_key(sub), normalise(sub), req.parts)
-        return self.requests.add(req)
-
-    def unsubscribe(
-        self,
-        subscription: Mapping[str, Any],
-        pair: str | Iterable[str] | None = None,
-        reqid: int | None = None,
-        *,
-        token: str | None = None,
-        default_token: str | None = None,
-        connected: bool = True,
-        bound_generation: int | None = None,
-    ) -> Request:
-        """Build an unsubscribe; the entries leave the replay set at once.
-
-        Not ``connected``: the request comes back already settled (nothing to
-        send) unless a subscribe of one of its entries is still queued for the
-        next socket, in which case it follows that subscribe. A
-        ``bound_generation`` is the only socket it may go out on (else it is
-        settled locally: that socket's loss met its goal)."""
-        sub = builders.check_subscription(subscription)
-        pairs = builders.normalise_pairs(pair)
-        key = subscription_key(sub)
-        targets: list[str | None] = list(pairs) if pairs is not None else [None]
-        local = not connected and not any(
-            (e := self.subscriptions.entry(key, p)) is not None and e.in_flight > 0 for p in targets
-        )
-        tok = token if token is not None else sub.get("token") or default_token
-        if local and is_private(sub) and not tok:
-            tok = builders.DEFERRED_TOKEN  # never sent: settled below
-        rid = self._reqid(reqid)
-        req = builders.subscription_request("unsubscribe", sub, pairs, rid, tok)
-        req.bound_generation = bound_generation
-        self.subscriptions.unsubscribe(key, targets)
-        self._sub_tokens.pop(key, None)
-        if local:
-            req.replies.clear()
-            self.requests.advance(req, Step.SETTLE_LOCALLY)
-            return req
-        return self.requests.add(req)
-
-    def unsubscribe_locally(
-        self, subscription: Mapping[str, Any], pair: str | Iterable[str] | None = None
-    ) -> bool:
-        """Unsubscribe while no socket is open. True if that settled it; False
-        if a subscribe of one of these entries is still queued (then build the
-        unsubscribe with :meth:`unsubscribe`, to go out after it)."""
-        sub = builders.check_subscription(subscription)
-        pairs = builders.normalise_pairs(pair)
-        key = subscription_key(sub)
-        targets: list[str | None] = list(pairs) if pairs is not None else [None]
-        for p in targets:
-            entry = self.subscriptions.entry(key, p)
-            if entry is not None and entry.in_flight > 0:
-                return False
-        self.subscriptions.unsubscribe(key, targets)
-        return True
-
-    def order(self, message: Mapping[str, Any], expected: int, reqid: int | None = None) -> Request:
-        """Register an order request built by :mod:`kraky_anyio.trading`."""
-        event = message.get("event")
-        if not isinstance(event, str) or event not in ORDER_REPLY_EVENTS:
-            raise ValueError(f"not an order event: {event!r}")
-        return self.requests.add(builders.order_request(message, expected, self._reqid(reqid)))
-
-    def raw(self, message: Mapping[str, Any], reqid: int | None = None) -> Request:
-        """Any v1 event with a reqid; settled by the first reply carrying it."""
-        if not isinstance(message, Mapping):
-            raise TypeError("message must be a dict such as {'event': 'ping'}")
-        event = message.get("event")
-        if not isinstance(event, str) or not event:
-            raise ValueError("message needs a non-empty string 'event'")
-        if event in ("subscribe", "unsubscribe"):
-            raise ValueError(f"use subscribe()/unsubscribe() for {event}: they keep the replay set")
-        reply = ORDER_REPLY_EVENTS.get(event, "pong" if event == "ping" else "")
-        rid = self._reqid(message.get("reqid", reqid))
-        msg = {**message, "reqid": rid}
-        req = Request(rid, event, reply, msg, 1, token_slot=builders.token_slot_of(msg))
-        return self.requests.add(req)
 
     def replay_needs_token(self) -> bool:
         return any(is_private(sub) for sub, _ in self.subscriptions.replay_plan())
@@ -311,8 +165,7 @@ class KrakenProtocol:
             else:
                 self._finish(req, Step.LOST, self._lost_error(req, "the connection was lost"))
             verdict.settled.append(req)
-        self.sequences.reset()
-        self._resyncing.clear()
+        self.private_feeds.reset()
         return verdict
 
     def _lost_error(self, req: Request, why: str) -> ReplyLostError:
@@ -475,10 +328,7 @@ class KrakenProtocol:
             elif not req.replay:
                 self.subscriptions.subscribe_settled(key, p, accepted=ok)
             if ok and req.replay and entry is not None:
-                name = entry.subscription.get("name")
-                if name in self._resyncing:
-                    self._resyncing.discard(name)
-                    self.sequences.reset(name)
+                self.private_feeds.resubscribed(entry.subscription.get("name"))
         return True
 
     def _settle(self, req: Request, error: BaseException | None, verdict: Verdict) -> None:
@@ -498,24 +348,14 @@ class KrakenProtocol:
     def _check_sequence(self, msg: list[Any], verdict: Verdict) -> None:
         """A gap or restart in a private feed: a notice, and a resubscribe for
         a fresh snapshot (unsubscribe + subscribe, not touching the replay set)."""
-        channel = msg[1]
-        if channel not in PRIVATE_CHANNELS or channel in self._resyncing:
+        gap = self.private_feeds.check(msg)
+        if gap is None:
             return
-        seq = msg[2].get("sequence")
-        if isinstance(seq, bool) or not isinstance(seq, int):
-            return
-        check = self.sequences.observe(channel, seq)
-        if check.status not in (SequenceStatus.GAP, SequenceStatus.RESTART):
-            return
-        self._stats.sequence_gaps += 1
-        log.warning("%s: sequence %d after %s: resubscribing", channel, seq, check.expected)
-        verdict.messages.append(SequenceGap(channel, check.expected, seq, check.missing))
+        verdict.messages.append(gap)
         for sub, _pairs in self.subscriptions.replay_plan():
-            if sub.get("name") != channel:
+            if sub.get("name") != gap.channel:
                 continue
-            key = subscription_key(sub)
-            tok = self._sub_tokens.get(key) or builders.DEFERRED_TOKEN
-            self._resyncing.add(channel)
+            tok = self._sub_tokens.get(subscription_key(sub)) or builders.DEFERRED_TOKEN
             for event in ("unsubscribe", "subscribe"):
                 rid = self.requests.reqid(None, internal=True)
                 req = builders.subscription_request(event, sub, None, rid, tok, replay=True)

@@ -98,6 +98,10 @@ class SubscriptionRegistry:
     def entry(self, key: SubKey, pair: str | None) -> Entry | None:
         return self._entries.get((key, pair))
 
+    def entries(self) -> list[Entry]:
+        """Every entry: pending, live and cancelled ones."""
+        return list(self._entries.values())
+
     def live(self) -> list[Entry]:
         """The entries that would be replayed now: live and still wanted."""
         return [e for e in self._entries.values() if e.state is EntryState.LIVE]

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from .._taskgroup import task_group
+from ..errors import KrakyError
 from ..fanout import Fanout, Filter, MessageStream, Overflow
 from ..notices import Notice
 from ..options import ConnectionOptions, resolve_url
 from ..shell import Shell
 from ..stats import Stats
 from ..status import ConnectionStatus
+from ..taskgroup import task_group
 from .messages import Response
 from .protocol import KrakenV2Protocol
 
@@ -116,6 +117,11 @@ class KrakenV2Connection:
         """The sans-I/O protocol state (registry, pending requests)."""
         return self._protocol
 
+    @property
+    def consumers(self) -> int:
+        """How many message streams are open."""
+        return self._fanout.consumers
+
     def live_subscriptions(self) -> list[tuple[dict[str, Any], str | None]]:
         """``(params, symbol)`` for every live entry: what a reconnect replays
         (params without the token)."""
@@ -149,6 +155,27 @@ class KrakenV2Connection:
         this consumer. Iteration ends when the connection closes.
         """
         return self._fanout.open(message_filter(channel, symbol), buffer_size, overflow)
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[KrakenV2Connection]:
+        """Run the connection's tasks for the ``async with`` block (what
+        :func:`open_kraken` does after checking its arguments). Once only."""
+        shell = self._shell
+        if shell.closing or shell.started:
+            raise KrakyError("a connection runs once: use v2.open_kraken() again")
+        try:
+            async with task_group() as tg:
+                shell.start(tg)
+                try:
+                    yield self
+                finally:
+                    shell.closing = True
+        finally:
+            shell.close()
+            # After the tasks: the last Disconnected notice is delivered first.
+            self._fanout.close(shell.fatal)
+        if shell.fatal is not None:
+            raise shell.fatal
 
     # -- requests ----------------------------------------------------------
 
@@ -274,18 +301,5 @@ async def open_kraken(
             raise TypeError("pass either options= or keyword options, not both")
     else:
         options = ConnectionOptions.from_kwargs(kwargs)
-    conn = KrakenV2Connection(url, options)
-    shell = conn._shell
-    try:
-        async with task_group() as tg:
-            shell.start(tg)
-            try:
-                yield conn
-            finally:
-                shell.closing = True
-    finally:
-        shell.close()
-        # After the tasks: the last Disconnected notice is delivered first.
-        conn._fanout.close(shell.fatal)
-    if shell.fatal is not None:
-        raise shell.fatal
+    async with KrakenV2Connection(url, options).run() as conn:
+        yield conn

@@ -28,11 +28,10 @@ from typing import Any, Final
 from ..errors import ConnectionClosedError, KrakenError, ReplyLostError
 from ..notices import SubscriptionLost
 from ..redaction import shorten
-from ..requests import Request, RequestState, RequestTable, Step
+from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, SendAction, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
-from ..v1.builders import DEFERRED_TOKEN
 from .messages import MessageError, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
