@@ -137,7 +137,7 @@ class KrakenConnection(OrderMethods):
         (see :mod:`kraky_anyio.live_book`). Entering waits for the subscribe
         reply and raises like :meth:`subscribe`; ``ValueError`` for a depth
         other than 10, 25, 100, 500, 1000."""
-        return open_book(self, pair, depth)
+        return open_book(self, pair, depth, notify=self._fanout.publish_nowait)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[KrakenConnection]:

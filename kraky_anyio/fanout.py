@@ -4,9 +4,13 @@ The reader task hands over each batch (all the messages one socket read
 produced) with one call to :meth:`Fanout.publish`. Appending to a consumer's
 buffer is synchronous; only a full buffer under the ``"block"`` policy makes
 the reader wait, so the cost of an awaited hand-off is paid per batch, not per
-message.
+message. Notices go in with :meth:`Fanout.publish_nowait`, which never waits.
 
-Overflow policies, per consumer (``buffer_size`` messages each):
+What is bounded: each consumer's buffer holds at most ``buffer_size`` of the
+reader's messages; notices are appended past the limit (they are few: one per
+socket event or book resync, and books coalesce theirs).
+
+Overflow policies, per consumer:
 
 ``"block"`` (default)
     The reader waits until the consumer has room. Nothing is lost; a slow
@@ -17,9 +21,20 @@ Overflow policies, per consumer (``buffer_size`` messages each):
     The consumer is given what fits, then fails: its iteration yields the
     messages buffered before the overflow and then raises
     :class:`~kraky_anyio.errors.ConsumerOverflowError`. The others go on and
-    lose nothing; ``stats.messages_dropped_by_overflow`` counts the messages of
-    the overflowing batch that did not fit (the consumer is gone after that, so
-    later messages are not counted against it).
+    lose nothing. The consumer is gone from then on: what is published later
+    reaches the other consumers, or is counted in ``stats.messages_unrouted``.
+
+Every message is accounted for in :class:`~kraky_anyio.stats.Stats`
+(delivered, still buffered, or dropped with its reason counted); the
+identities are in :mod:`kraky_anyio.stats`.
+
+Reading (:class:`MessageStream`): ``async for msg in stream`` takes one message
+at a time, without waiting while its buffer holds some, with a checkpoint
+(cancellation point and scheduling point) every :data:`CHECKPOINT_EVERY`
+messages so a consumer that never falls behind cannot starve the other tasks.
+``async for batch in stream.batches()`` takes everything buffered at once, with
+one checkpoint per batch. Several tasks may iterate one stream (a worker pool):
+each message goes to exactly one of them.
 
 A consumer that is no longer iterated and no longer referenced (``break`` out
 of ``async for``) is dropped at once (CPython frees it on the spot); use
@@ -32,13 +47,19 @@ import enum
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from itertools import repeat
+from typing import Any, Final
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .errors import ConsumerOverflowError
 from .notices import Notice
 from .stats import Stats
+
+#: The plain iterator checkpoints once per this many messages taken without
+#: waiting: cancellation is noticed and other tasks run at least that often.
+CHECKPOINT_EVERY: Final = 64
 
 
 class Overflow(str, enum.Enum):
@@ -90,20 +111,33 @@ class _Queue:
         "filter",
         "items",
         "maxlen",
+        "new_event",
         "policy",
         "space",
+        "stats",
         "wake",
     )
 
-    def __init__(self, maxlen: int, policy: Overflow, filt: Filter | None) -> None:
+    def __init__(
+        self,
+        maxlen: int,
+        policy: Overflow,
+        filt: Filter | None,
+        stats: Stats,
+        new_event: Callable[[], anyio.Event],
+    ) -> None:
         self.items: deque[Any] = deque()
+        self.new_event = new_event
         self.maxlen = maxlen
         self.policy = policy
         self.filter = filt
+        self.stats = stats
         self.closed = False
         self.failed: BaseException | None = None
         self.dropped = 0
-        self.wake: anyio.Event | None = None  # set when the consumer waits for items
+        # Shared by every task waiting for items (all are woken; each takes
+        # what it finds), so a second waiter never hides the first one.
+        self.wake: anyio.Event | None = None
         self.space: anyio.Event | None = None  # set when the reader waits for room
 
     def notify(self) -> None:
@@ -116,8 +150,17 @@ class _Queue:
             self.space.set()
             self.space = None
 
+    def take_all(self) -> list[Any]:
+        out = list(self.items)
+        self.items.clear()
+        self.stats.messages_delivered += len(out)
+        self.notify_space()
+        return out
+
     def close(self) -> None:
+        """The consumer is gone: what it did not read is dropped (counted)."""
         self.closed = True
+        self.stats.messages_dropped_unread += len(self.items)
         self.items.clear()
         self.notify()
         self.notify_space()
@@ -130,12 +173,14 @@ class MessageStream:
     Iteration waits for the next message; it ends when the connection closes,
     and raises :class:`ConsumerOverflowError` for a consumer that overflowed
     under the ``"fail"`` policy (after what was buffered before it), or the
-    connection's fatal error. Cancelling a wait loses nothing.
+    connection's fatal error. Cancelling a wait loses nothing. Several tasks
+    may iterate the same stream: each message goes to exactly one of them.
     """
 
     def __init__(self, queue: _Queue, fanout: Fanout) -> None:
         self._queue = queue
         self._fanout = fanout
+        self._streak = 0  # messages taken since the last checkpoint
         self._finalizer = weakref.finalize(self, queue.close)
 
     def __aiter__(self) -> MessageStream:
@@ -143,30 +188,34 @@ class MessageStream:
 
     async def __anext__(self) -> Any:
         q = self._queue
-        while not q.items:
-            if q.failed is not None:
-                raise q.failed
-            if q.closed:
+        if q.items and self._streak < CHECKPOINT_EVERY:
+            self._streak += 1  # the fast path: no await at all
+        else:
+            self._streak = 0
+            if not await _wait(q):
                 raise StopAsyncIteration
-            event = q.wake = anyio.Event()
-            await event.wait()
         item = q.items.popleft()
-        q.notify_space()
+        q.stats.messages_delivered += 1
+        if q.space is not None:
+            q.notify_space()
         return item
+
+    def batches(self) -> MessageBatches:
+        """``async for batch in stream.batches()``: every buffered message at
+        once (a non-empty ``list``), one checkpoint per batch; ends and raises
+        like plain iteration."""
+        return MessageBatches(self._queue)
 
     def receive_nowait(self) -> list[Any]:
         """Every buffered message at once (possibly none); never waits."""
-        q = self._queue
-        out = list(q.items)
-        q.items.clear()
-        q.notify_space()
-        return out
+        return self._queue.take_all()
 
     def __len__(self) -> int:
         return len(self._queue.items)
 
     async def aclose(self) -> None:
-        """Stop receiving; the fan-out forgets this consumer at once."""
+        """Stop receiving; the fan-out forgets this consumer at once and what
+        it did not read is counted in ``stats.messages_dropped_unread``."""
         self._finalizer()
 
     async def __aenter__(self) -> MessageStream:
@@ -174,6 +223,38 @@ class MessageStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class MessageBatches:
+    """The async iterator of :meth:`MessageStream.batches`."""
+
+    def __init__(self, queue: _Queue) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> MessageBatches:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        if not await _wait(self._queue):
+            raise StopAsyncIteration
+        return self._queue.take_all()
+
+
+async def _wait(q: _Queue) -> bool:
+    """Checkpoint, then wait until ``q`` holds a message (True) or has ended
+    (False); raise its error once it is drained."""
+    if q.items:
+        await checkpoint()
+    while not q.items:
+        if q.failed is not None:
+            raise q.failed
+        if q.closed:
+            return False
+        wake = q.wake
+        if wake is None:
+            wake = q.wake = q.new_event()
+        await wake.wait()
+    return True
 
 
 class Fanout:
@@ -190,6 +271,9 @@ class Fanout:
         self._closed = False
         self._unblocked = anyio.Event()
         self._unblocked.set()
+        # The running backend's Event class: calling it directly skips
+        # anyio.Event's backend lookup, a good part of a hand-off's cost.
+        self._new_event: Callable[[], anyio.Event] = type(self._unblocked)
 
     @property
     def blocked(self) -> bool:
@@ -215,6 +299,8 @@ class Fanout:
             self.buffer_size if buffer_size is None else buffer_size,
             Overflow(overflow) if overflow is not None else self.overflow,
             filt,
+            self._stats,
+            self._new_event,
         )
         if self._closed:
             q.closed = True
@@ -223,33 +309,72 @@ class Fanout:
             self._queues.append(q)
         return MessageStream(q, self)
 
-    async def publish(self, batch: list[Any]) -> None:
-        """Give ``batch`` to every consumer. Waits only for a full consumer
-        under the ``"block"`` policy; cancelling that wait loses the rest of
-        the batch for that consumer (used only when the connection closes)."""
+    def _route(self, batch: list[Any]) -> list[tuple[_Queue, list[Any]]]:
+        """Who gets what of ``batch``; counts it in the stats."""
+        stats = self._stats
+        n = len(batch)
+        stats.messages_published += n
+        stats.notices_published += sum(map(isinstance, batch, repeat(Notice)))
         queues = self._queues
         if any(q.closed for q in queues):
             queues = self._queues = [q for q in queues if not q.closed]
+        offers = []
+        everything = False
+        for q in queues:
+            if q.filter is None:
+                offers.append((q, batch))
+                everything = True
+            else:
+                items = [m for m in batch if q.filter(m)]
+                if items:
+                    offers.append((q, items))
+        if everything:
+            routed = n
+        elif len(offers) < 2:
+            routed = len(offers[0][1]) if offers else 0
+        else:  # several filters: an item counts once however many kept it
+            filters = [q.filter for q, _ in offers if q.filter is not None]
+            routed = sum(1 for m in batch if any(f(m) for f in filters))
+        stats.messages_routed += routed
+        stats.messages_unrouted += n - routed
+        return offers
+
+    async def publish(self, batch: list[Any]) -> None:
+        """Give ``batch`` to every consumer. Waits only for a full consumer
+        under the ``"block"`` policy; cancelling that wait loses the rest of
+        the batch for that consumer and the ones after it (used only when the
+        connection closes; counted in ``stats.messages_dropped_unread``)."""
         # A snapshot: a consumer opened while this publish waits must not get
         # this batch (it began before the consumer existed).
-        for q in tuple(queues):
-            items = batch if q.filter is None else [m for m in batch if q.filter(m)]
-            if not items:
-                continue
-            if len(q.items) + len(items) <= q.maxlen:
-                q.items.extend(items)
-                q.notify()
-            elif q.policy is Overflow.FAIL:
-                self._fail(q, items)
-            else:
-                await self._put_blocking(q, items)
-        self._stats.messages_delivered += len(batch)
+        offers = self._route(batch)
+        stats = self._stats
+        done = 0
+        try:
+            for q, items in offers:
+                if q.closed:  # closed while an earlier consumer blocked us
+                    stats.consumer_copies += len(items)
+                    stats.messages_dropped_unread += len(items)
+                elif len(q.items) + len(items) <= q.maxlen:
+                    stats.consumer_copies += len(items)
+                    q.items.extend(items)
+                    q.notify()
+                elif q.policy is Overflow.FAIL:
+                    self._fail(q, items)
+                else:
+                    await self._put_blocking(q, items)
+                done += 1
+        except BaseException:
+            lost = sum(len(i) for _, i in offers[done + 1 :])
+            stats.consumer_copies += lost
+            stats.messages_dropped_unread += lost
+            raise
 
     def _fail(self, q: _Queue, items: list[Any]) -> None:
         # Notices may have pushed the buffer past its limit: room is never < 0.
         room = max(0, q.maxlen - len(q.items))
         q.items.extend(items[:room])
         q.dropped = len(items) - room
+        self._stats.consumer_copies += len(items)
         self._stats.consumer_overflows += 1
         self._stats.messages_dropped_by_overflow += q.dropped
         q.failed = ConsumerOverflowError(
@@ -262,29 +387,36 @@ class Fanout:
 
     async def _put_blocking(self, q: _Queue, items: list[Any]) -> None:
         i = 0
-        while i < len(items):
-            room = q.maxlen - len(q.items)
-            if room > 0:
-                q.items.extend(items[i : i + room])
-                i += room
-                q.notify()
-                continue
-            if q.closed:
-                return
-            space = q.space = anyio.Event()
-            self._unblocked = anyio.Event()
-            try:
-                await space.wait()
-            finally:
-                self._unblocked.set()
+        try:
+            while i < len(items):
+                room = q.maxlen - len(q.items)
+                if q.closed:
+                    break
+                if room > 0:
+                    chunk = items[i : i + room]
+                    self._stats.consumer_copies += len(chunk)
+                    q.items.extend(chunk)
+                    i += room
+                    q.notify()
+                    continue
+                space = q.space = self._new_event()
+                self._unblocked = self._new_event()
+                try:
+                    await space.wait()
+                finally:
+                    self._unblocked.set()
+        finally:
+            lost = max(0, len(items) - i)
+            self._stats.consumer_copies += lost
+            self._stats.messages_dropped_unread += lost
 
     def publish_nowait(self, item: Any) -> None:
         """Append one item (a notice) to every consumer, ignoring the limit:
         used where the reader must not wait (closing)."""
-        for q in self._queues:
-            if not q.closed and (q.filter is None or q.filter(item)):
-                q.items.append(item)
-                q.notify()
+        for q, items in self._route([item]):
+            self._stats.consumer_copies += 1
+            q.items.extend(items)
+            q.notify()
 
     def close(self, error: BaseException | None = None) -> None:
         """End every stream: iteration drains the buffer, then stops (or raises

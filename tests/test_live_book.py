@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kraky_anyio import BookResync, open_kraken
+from kraky_anyio import BookResync, Disconnected, open_kraken
 from kraky_anyio.book import checksum
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 
@@ -149,3 +149,69 @@ async def test_bad_depth_is_refused(server: FakeKrakenServer) -> None:
         with pytest.raises(ValueError):
             async with conn.book("XBT/USD", depth=42):
                 pass
+
+
+def test_live_book_does_not_import_the_connection() -> None:
+    import ast
+    import inspect
+
+    from kraky_anyio import book_engine, live_book
+
+    for module in (live_book, book_engine):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {
+            (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        assert not any("connection" in name for name in imported), imported
+
+
+async def test_checksum_storm_on_the_wire_is_backed_off() -> None:
+    calls = 0
+
+    def snapshot_then_bad_checksum(channel: str, pair: str | None) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls > 50:
+            return []  # bounds the test (not the client) if the client storms
+        bad = ask_update("99.50000", "3.0", list(ASKS))
+        bad["c"] = str((int(bad["c"]) + 1) % 2**32)
+        return [snapshot(), bad]
+
+    async with (
+        open_fake_kraken(snapshot_provider=snapshot_then_bad_checksum) as srv,
+        open_kraken(srv.url) as conn,
+    ):
+        notices = conn.messages(buffer_size=5, overflow="fail")
+        async with conn.book("XBT/USD") as book:
+            await anyio.sleep(120)  # two minutes of a hostile server
+            assert not book.valid
+        subscribes = [f for f in srv.all_received() if f.get("event") == "subscribe"]
+        # Regression: hundreds of unsubscribe+subscribe pairs per second.
+        assert 4 <= len(subscribes) <= 12, len(subscribes)
+        got = notices.receive_nowait()  # still within its buffer: not failed
+        assert [m for m in got if isinstance(m, BookResync)] == [
+            BookResync("XBT/USD", 10, "checksum")
+        ]
+
+
+async def test_leaving_while_disconnected_then_opening_again(server: FakeKrakenServer) -> None:
+    async with open_kraken(server.url) as conn:
+        async with conn.book("XBT/USD"):
+            assert conn.live_subscriptions() == [({"name": "book", "depth": 10}, "XBT/USD")]
+            server.refuse(None)
+            async with conn.messages() as stream:
+                await server.drop()
+                with anyio.fail_after(60):
+                    async for msg in stream:
+                        if isinstance(msg, Disconnected):
+                            break
+        # Regression: still in the replay set, re-subscribed on every socket.
+        assert conn.live_subscriptions() == []
+        server.refuse(0)
+        with anyio.fail_after(120):
+            await conn.wait_connected()
+        async with conn.book("XBT/USD"):  # not "Already subscribed"
+            await server.wait_for_subscription("book-10", "XBT/USD")
