@@ -8,20 +8,27 @@ backoff, consumers, notices and the exception tree are v1's.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
-from ..errors import KrakyError
+import anyio
+
+from ..errors import KrakenError, KrakyError
 from ..fanout import Fanout, Filter, MessageStream, Overflow
+from ..live_book import LiveBook, open_live_book
 from ..notices import Notice
 from ..options import ConnectionOptions, resolve_url
 from ..shell import Shell
 from ..stats import Stats
 from ..status import ConnectionStatus
 from ..taskgroup import task_group
-from .messages import Response
+from .live_books import BookLink, L2BookEngine, L3BookEngine
+from .messages import Pair, Response
 from .protocol import KrakenV2Protocol
+
+log = logging.getLogger("kraky_anyio")
 
 __all__ = ["ENVIRONMENTS", "KrakenV2Connection", "message_filter", "open_kraken"]
 
@@ -80,6 +87,7 @@ class KrakenV2Connection:
         self._protocol = KrakenV2Protocol()
         self._fanout = Fanout(self._protocol.stats, self.options.buffer_size, self.options.overflow)
         self._shell = Shell(url, self.options, self._protocol, self._fanout)
+        self._instrument_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -155,6 +163,98 @@ class KrakenV2Connection:
         this consumer. Iteration ends when the connection closes.
         """
         return self._fanout.open(message_filter(channel, symbol), buffer_size, overflow)
+
+    # -- books -------------------------------------------------------------
+
+    def book(
+        self,
+        symbol: str,
+        depth: int = 10,
+        *,
+        price_precision: int | None = None,
+        qty_precision: int | None = None,
+    ) -> AbstractAsyncContextManager[LiveBook]:
+        """``async with conn.book(symbol, depth) as book``: a checksum-verified
+        L2 book of ``symbol`` (v2 rules: snapshot and every update verified),
+        subscribed on entry and unsubscribed on exit; the same
+        :class:`~kraky_anyio.live_book.LiveBook` as v1's. Numbers are rendered
+        from their text, at the pair's precision where the text has none:
+        given here, or taken from the ``instrument`` channel (see
+        :meth:`instrument`). On a mismatch that symbol alone is resubscribed.
+        ``ValueError`` at once for a depth other than 10, 25, 100, 500, 1000;
+        entering raises like :meth:`subscribe`."""
+        engine = L2BookEngine(
+            symbol, depth, price_precision=price_precision, qty_precision=qty_precision
+        )
+        lookup = price_precision is None and qty_precision is None
+        return self._live_book(engine, lookup)
+
+    def l3_book(
+        self,
+        symbol: str,
+        depth: int = 10,
+        *,
+        token: str | None = None,
+        price_precision: int | None = None,
+        qty_precision: int | None = None,
+    ) -> AbstractAsyncContextManager[LiveBook]:
+        """``async with conn.l3_book(symbol, depth) as book``: a verified L3
+        book (``level3`` channel: open the connection on ``"level3"``; the
+        token is the connection's unless given). ``book.book.l3_bids``/
+        ``l3_asks`` hold each level's orders in queue order; ``bids``/``asks``
+        the aggregated L2 view. Precision: given here, else the numbers'
+        text. ``ValueError`` at once for a depth other than 10, 100, 1000."""
+        engine = L3BookEngine(
+            symbol,
+            depth,
+            token=token,
+            price_precision=price_precision,
+            qty_precision=qty_precision,
+        )
+        return self._live_book(engine, False)
+
+    @asynccontextmanager
+    async def _live_book(
+        self, engine: L2BookEngine | L3BookEngine, lookup: bool
+    ) -> AsyncIterator[LiveBook]:
+        self._shell.check_open()
+        if lookup:
+            pair = await self.instrument(engine.pair)
+            if pair is not None:
+                engine.set_precision(pair.price_precision, pair.qty_precision)
+        notify = self._fanout.publish_nowait
+        async with open_live_book(BookLink(self), engine, notify=notify) as live:
+            yield live
+
+    async def instrument(self, symbol: str) -> Pair | None:
+        """``symbol``'s entry of the ``instrument`` channel (precisions,
+        increments), or None if Kraken does not list it or sent no snapshot
+        within ``reply_timeout``. Cached per connection from every
+        ``instrument`` message; the first call subscribes to the channel,
+        reads its snapshot and unsubscribes (unless you subscribed to it)."""
+        protocol = self._protocol
+        async with self._instrument_lock:
+            if symbol in protocol.instruments or protocol.instrument_snapshot:
+                return protocol.instruments.get(symbol)
+            async with self.messages(channel="instrument") as stream:
+                try:
+                    await self.subscribe("instrument")
+                except KrakenError:  # "Already subscribed": yours; its snapshot came
+                    return protocol.instruments.get(symbol)
+                try:
+                    with anyio.move_on_after(self.options.reply_timeout):
+                        async for _msg in stream:
+                            if protocol.instrument_snapshot:
+                                break
+                finally:
+                    with anyio.move_on_after(self.options.reply_timeout, shield=True):
+                        try:
+                            await self.unsubscribe("instrument")
+                        except KrakyError as exc:
+                            log.warning("instrument: unsubscribe failed: %s", exc)
+            if not protocol.instrument_snapshot:
+                log.warning("no instrument snapshot: %s rendered from its text only", symbol)
+            return protocol.instruments.get(symbol)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[KrakenV2Connection]:

@@ -32,7 +32,7 @@ from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, SendAction, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
-from .messages import MessageError, Response, StatusMessage, decode
+from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
 
@@ -78,6 +78,11 @@ class KrakenV2Protocol:
         #: Replay pacing (see :data:`REPLAY_BURST`); adjustable per connection.
         self.replay_burst = REPLAY_BURST
         self.replay_window = REPLAY_WINDOW
+        #: The ``instrument`` channel's pairs seen on this connection, by
+        #: symbol (precisions for the books); ``instrument_snapshot``: a
+        #: snapshot came, so a symbol missing here is not Kraken's.
+        self.instruments: dict[str, Pair] = {}
+        self.instrument_snapshot = False
         # Tokens given in a subscribe's params: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
@@ -341,6 +346,10 @@ class KrakenV2Protocol:
                 assert isinstance(msg, StatusMessage)
                 if msg.data:
                     self.system_status = msg.data[-1].system
+            elif cls is InstrumentMessage:
+                assert isinstance(msg, InstrumentMessage)
+                self.instruments.update((p.symbol, p) for p in msg.data.pairs)
+                self.instrument_snapshot |= msg.type == "snapshot"
             out.append(msg)
         return verdict
 
