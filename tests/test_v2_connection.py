@@ -282,6 +282,14 @@ async def test_typed_messages_with_exact_numbers_filtered_by_channel_and_symbol(
         assert entry.symbol == "BTC/USD"
         assert entry.bid == Decimal("0.00000001") and entry.bid_qty == Decimal("0.00000050")
         assert format(entry.bid_qty, "f") == "0.00000050"  # str() would say 5.0E-7
+        await server.send_raw("not json")
+        with anyio.fail_after(60):
+            await conn.ping()
+        # Every frame accounted for: published as one message, or counted as dropped.
+        s = conn.stats
+        assert s.malformed_frames == 1
+        published = s.messages_published - s.notices_published
+        assert s.frames_received == s.binary_frames + s.malformed_frames + published
 
 
 async def test_the_block_owns_everything() -> None:
