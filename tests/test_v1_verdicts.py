@@ -149,6 +149,8 @@ def test_a_sequence_restart_also_resyncs_and_a_new_socket_starts_afresh() -> Non
     v = p.receive_frames([private("openOrders", 2)])
     assert len(v.to_send) == 2
     assert p.next_to_send(v.to_send[0], 1) is SendAction.NEEDS_TOKEN  # the socket's token
+    # Bound to its socket: after a reconnect the replay restores the channel.
+    assert p.next_to_send(v.to_send[1], 2) is SendAction.SETTLED
     p.connection_lost(1)
     assert p.receive_frames([private("openOrders", 1)]).to_send == []
 

@@ -50,6 +50,7 @@ class KrakenProtocol(RequestBuilding):
         self.subscriptions = SubscriptionRegistry()
         self.requests = RequestTable(self._stats)
         self.private_feeds = PrivateFeeds(self._stats)
+        self._generation = 0  # the newest socket written to
         self.system_status: str | None = None
         # Tokens given inside a subscription dict: used for its replay when the
         # connection has no token of its own. Never logged.
@@ -107,6 +108,7 @@ class KrakenProtocol(RequestBuilding):
         return encode(request.message)
 
     def sending(self, request: Request, generation: int) -> None:
+        self._generation = max(self._generation, generation)
         self.requests.advance(request, Step.SEND)
         request.generation = generation
         request.written = True
@@ -359,4 +361,6 @@ class KrakenProtocol(RequestBuilding):
             for event in ("unsubscribe", "subscribe"):
                 rid = self.requests.reqid(None, internal=True)
                 req = builders.subscription_request(event, sub, None, rid, tok, replay=True)
+                # For this socket only: a new one replays the channel anyway.
+                req.bound_generation = self._generation or None
                 verdict.to_send.append(self.requests.add(req))
