@@ -46,7 +46,7 @@ from __future__ import annotations
 import enum
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import repeat
 from typing import Any, Final
 
@@ -54,8 +54,20 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from .errors import ConsumerOverflowError
+from .filters import Filter, make_filter
 from .notices import Notice
 from .stats import Stats
+
+# Filter and make_filter live in .filters; re-exported for the old imports.
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "Fanout",
+    "Filter",
+    "MessageBatches",
+    "MessageStream",
+    "Overflow",
+    "make_filter",
+]
 
 #: The plain iterator checkpoints once per this many messages taken without
 #: waiting: cancellation is noticed and other tasks run at least that often.
@@ -65,40 +77,6 @@ CHECKPOINT_EVERY: Final = 64
 class Overflow(str, enum.Enum):
     BLOCK = "block"
     FAIL = "fail"
-
-
-Filter = Callable[[Any], bool]
-
-
-def make_filter(
-    channel: str | Iterable[str] | None, pair: str | Iterable[str] | None
-) -> Filter | None:
-    """A predicate keeping notices and the channel data of ``channel``/``pair``.
-
-    ``channel`` matches Kraken's channelName exactly or by family
-    (``"book"`` matches ``"book-10"``; ``"ohlc"`` matches ``"ohlc-5"``).
-    """
-    if channel is None and pair is None:
-        return None
-    channels = (
-        None if channel is None else ({channel} if isinstance(channel, str) else set(channel))
-    )
-    pairs = None if pair is None else ({pair} if isinstance(pair, str) else set(pair))
-
-    def keep(msg: Any) -> bool:
-        if isinstance(msg, Notice):
-            return True
-        if not isinstance(msg, list) or len(msg) < 3:
-            return False
-        if channels is not None:
-            name = msg[-2] if isinstance(msg[-2], str) else msg[1]
-            if name not in channels and name.split("-", 1)[0] not in channels:
-                return False
-        if pairs is not None:
-            return isinstance(msg[-1], str) and msg[-1] in pairs
-        return True
-
-    return keep
 
 
 class _Queue:

@@ -28,11 +28,13 @@ Task tree (every task has a visible owner)::
   between half and all of it. Validation is never switched off (unlike
   NautilusTrader's "off after 3 mismatches"): this book promises verified
   states, so it stays invalid rather than serve an unverified one.
-* One :class:`~kraky_anyio.notices.BookResync` notice per *episode*: from the
-  first drop of a healthy book until a valid update has been applied again.
-  Further drops within the episode are counted (``resyncs``,
-  ``checksum_mismatches``, ``malformed``) and logged, not notified, so a storm
-  cannot flood a consumer's buffer.
+* One :class:`~kraky_anyio.notices.BookResync` notice per *episode* and
+  reason: an episode runs from the first drop of a healthy book until a valid
+  update has been applied again. A drop for the same reason as the episode's
+  last notice is counted (``resyncs``, ``checksum_mismatches``,
+  ``malformed``) and logged, not notified, so a storm cannot flood a
+  consumer's buffer; a drop for another reason (a reconnect during a checksum
+  episode) is notified.
 * When the socket drops the book is invalid at once; the connection's replay
   restores the subscription and the new snapshot rebuilds it.
 * Leaving the block (also while disconnected or during a resync) ends both
@@ -128,7 +130,9 @@ class LiveBook:
         self._changed = anyio.Event()
         self._seen = -1
         self._resyncing = False
-        self._in_episode = False  # a BookResync was sent; no valid update since
+        # The reason of the last BookResync sent, until a valid update ends
+        # the episode (None: no episode).
+        self._episode: str | None = None
         self._streak = 0  # resyncs since the last valid update
         self.checksum_mismatches = 0
         self.malformed = 0
@@ -229,7 +233,7 @@ class LiveBook:
             verdict = apply(msg)
             if verdict is Verdict.APPLIED:
                 self._streak = 0
-                self._in_episode = False
+                self._episode = None
                 self._wake()
             elif verdict is Verdict.SNAPSHOT:
                 self._wake()
@@ -242,8 +246,8 @@ class LiveBook:
 
     def _drop(self, reason: str) -> None:
         self._engine.reset()
-        if not self._in_episode:
-            self._in_episode = True
+        if self._episode != reason:
+            self._episode = reason
             self._notify(BookResync(self.pair, self.depth, reason))
         self._wake()
 

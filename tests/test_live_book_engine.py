@@ -275,3 +275,22 @@ def test_resync_policy_is_validated_and_capped() -> None:
     assert policy.delay(1, rng) == 0
     assert 0.5 <= policy.delay(2, rng) <= 1
     assert 30 <= policy.delay(10_000, rng) <= 60
+
+
+async def test_a_reconnect_within_a_checksum_episode_is_notified() -> None:
+    conn = FakeConn()
+    notices: list[Notice] = []
+
+    async def snapshot() -> None:
+        await conn.fanout.publish([SNAPSHOT])
+
+    conn.on_subscribe = snapshot
+    async with open_book(conn, PAIR, notify=notices.append) as book:
+        await conn.fanout.publish([update(ok=False)])
+        with anyio.fail_after(5):
+            await conn.wait_subscribes(2)
+            await book.wait_valid()  # rebuilt by a snapshot: no update proved it yet
+        conn.disconnect()
+        await anyio.wait_all_tasks_blocked()
+        assert not book.valid
+    assert notices == [BookResync(PAIR, 10, "checksum"), BookResync(PAIR, 10, "reconnect")]
