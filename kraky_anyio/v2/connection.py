@@ -16,7 +16,8 @@ from typing import Any, Final
 import anyio
 
 from ..errors import KrakenError, KrakyError
-from ..fanout import Fanout, Filter, MessageStream, Overflow
+from ..fanout import Fanout, MessageStream, Overflow
+from ..filters import Filter
 from ..live_book import LiveBook, open_live_book
 from ..notices import Notice
 from ..options import ConnectionOptions, resolve_url
