@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kraky_anyio import KrakenError, ReplyLostError, SubscriptionLost
+from kraky_anyio import ConnectionClosedError, KrakenError, ReplyLostError, SubscriptionLost
 from kraky_anyio.requests import Request, RequestState
 from kraky_anyio.seam import SendAction
 from kraky_anyio.v1.builders import DEFERRED_TOKEN
@@ -305,3 +305,33 @@ def test_a_lost_socket_settles_requests_and_unsubscribes_meet_their_goal() -> No
     with pytest.raises(ReplyLostError):
         ping.result()
     assert p.subscriptions.live() == []
+
+
+def test_a_request_bound_to_a_gone_socket_settles_locally() -> None:
+    p = KrakenV2Protocol()
+    req = p.unsubscribe("ticker", ["BTC/USD"], bound_generation=1)
+    assert p.next_to_send(req, 2) is SendAction.SETTLED
+    assert req.done and req.result() == []
+
+
+def test_a_subscribe_cancelled_before_the_wire_is_never_live() -> None:
+    p = KrakenV2Protocol()
+    req = p.subscribe("ticker", ["BTC/USD"])
+    p.caller_gone(req)
+    assert req.state is RequestState.ABANDONED
+    assert p.next_to_send(req, 1) is SendAction.SKIP
+    assert len(p.subscriptions) == 0 and p.stats.requests_abandoned == 1
+
+
+def test_a_failed_write_says_whether_a_retry_is_safe() -> None:
+    p = KrakenV2Protocol()
+    unsent, lost = p.subscribe("ticker", ["BTC/USD"]), p.subscribe("trade", ["BTC/USD"])
+    p.sending(unsent, 1)
+    p.send_failed(unsent, OSError("reset"), written=False)
+    with pytest.raises(ConnectionClosedError, match="safe to retry"):
+        unsent.result()
+    p.sending(lost, 1)
+    p.send_failed(lost, OSError("reset"), written=True)
+    with pytest.raises(ReplyLostError, match="reset"):
+        lost.result()
+    assert len(p.subscriptions) == 0 and len(p.requests) == 0

@@ -25,11 +25,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ..errors import ConnectionClosedError, KrakenError, ReplyLostError
+from ..errors import KrakenError
+from ..lifecycle import RequestLifecycle
 from ..notices import SubscriptionLost
 from ..redaction import shorten
 from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
-from ..seam import ReplayPlan, SendAction, Verdict
+from ..seam import ReplayPlan, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
@@ -60,11 +61,12 @@ REPLAY_BURST: Final = 20
 REPLAY_WINDOW: Final = 1.0
 
 _SUBSCRIPTION_METHODS: Final = frozenset({"subscribe", "unsubscribe"})
-_WIRE: Final = (RequestState.SENT, RequestState.ORPHANED)
+_WIRE: Final = (RequestState.SENT, RequestState.ORPHANED)  # replies still expected
 
 
-class KrakenV2Protocol:
-    """State of one logical Kraken v2 connection across its sockets."""
+class KrakenV2Protocol(RequestLifecycle):
+    """State of one logical Kraken v2 connection across its sockets (the
+    request lifecycle glue is :class:`~kraky_anyio.lifecycle.RequestLifecycle`)."""
 
     def __init__(self) -> None:
         self._stats = Stats()
@@ -97,12 +99,6 @@ class KrakenV2Protocol:
         return self.system_status is not None and self.system_status != "online"
 
     # -- building requests -------------------------------------------------
-
-    def _reqid(self, req_id: int | None) -> int:
-        rid = self.requests.reqid(req_id)
-        for expired in self.requests.take_expired():
-            self._rollback(expired)
-        return rid
 
     def ping(self, req_id: int | None = None) -> Request:
         """A ``ping``; settled by its ``pong``."""
@@ -224,98 +220,9 @@ class KrakenV2Protocol:
 
     # -- the writer --------------------------------------------------------
 
-    def next_to_send(self, request: Request, generation: int) -> SendAction:
-        if request.state is not RequestState.QUEUED:
-            return SendAction.SKIP
-        if request.bound_generation is not None and request.bound_generation != generation:
-            self._finish(request, Step.SETTLE_LOCALLY, None)  # its socket is gone: goal met
-            return SendAction.SETTLED
-        slot = request.token_slot
-        if slot is not None and slot.get("token") == DEFERRED_TOKEN:
-            return SendAction.NEEDS_TOKEN
-        return SendAction.SEND
-
-    def supply_token(self, request: Request, token: str) -> None:
-        if request.token_slot is not None:
-            request.token_slot["token"] = token
-
     def frame(self, request: Request) -> str:
         msg = request.message
         return encode_request(msg["method"], msg.get("params"), msg["req_id"]).decode()
-
-    def sending(self, request: Request, generation: int) -> None:
-        self.requests.advance(request, Step.SEND)
-        request.generation = generation
-        request.written = True
-        self._stats.requests_sent += 1
-
-    def send_failed(self, request: Request, cause: BaseException, written: bool = True) -> None:
-        if request.state is RequestState.DONE:
-            return
-        if not written:
-            request.written = False
-            err = ConnectionClosedError(
-                f"{request.event} (req_id {request.reqid}) was not sent: the socket closed "
-                f"before it could be written ({cause}); it is safe to retry"
-            )
-            self._finish(request, Step.FAIL_UNSENT, err)
-            return
-        why = f"the socket failed while sending it: {cause}"
-        self._finish(request, Step.LOST, self._lost_error(request, why))
-
-    def fail_unsent(self, request: Request, error: BaseException) -> None:
-        if request.state is RequestState.QUEUED:
-            self._finish(request, Step.FAIL_UNSENT, error)
-
-    def caller_gone(self, request: Request, *, timed_out: bool = False) -> None:
-        if timed_out and not request.internal and request.state is RequestState.SENT:
-            self._stats.reply_timeouts += 1
-        if request.state is RequestState.QUEUED:
-            if not request.internal:
-                self._stats.requests_abandoned += 1
-            self._rollback(request)
-        self.requests.advance(request, Step.CALLER_GONE)
-        for expired in self.requests.take_expired():
-            self._rollback(expired)
-
-    # -- sockets -----------------------------------------------------------
-
-    def connection_lost(self, generation: int) -> Verdict:
-        """Settle every request written on ``generation`` (its replies are lost;
-        an unsubscribe's goal is met)."""
-        verdict = Verdict()
-        for req in self.requests:
-            if req.generation != generation or req.state not in _WIRE:
-                continue
-            if req.event == "unsubscribe":
-                self._finish(req, Step.COMPLETE, None)
-            else:
-                self._finish(req, Step.LOST, self._lost_error(req, "the connection was lost"))
-            verdict.settled.append(req)
-        return verdict
-
-    def _lost_error(self, req: Request, why: str) -> ReplyLostError:
-        if req.waiting and not req.internal:
-            self._stats.replies_lost += 1
-        return ReplyLostError(
-            f"{req.event} (req_id {req.reqid}): {why} before the reply came", req.replies
-        )
-
-    def _rollback(self, req: Request) -> None:
-        """Symbols of a user's subscribe that will never be answered are not live."""
-        if req.event != "subscribe" or req.key is None or req.replay:
-            return
-        for s in req.parts:
-            if s not in req.answered:
-                req.answered.add(s)
-                if req.state is RequestState.QUEUED:
-                    self.subscriptions.subscribe_abandoned(str(req.key), [s])
-                else:
-                    self.subscriptions.subscribe_settled(str(req.key), s, accepted=False)
-
-    def _finish(self, req: Request, step: Step, error: BaseException | None) -> None:
-        self._rollback(req)
-        self.requests.advance(req, step, error)
 
     # -- receiving ---------------------------------------------------------
 
