@@ -18,6 +18,8 @@ from kraky_anyio import (
     KrakenError,
     KrakyError,
     ReconnectPolicy,
+    ReplyLostError,
+    ReplyTimeoutError,
     v2,
 )
 from kraky_anyio.options import resolve_url
@@ -318,3 +320,77 @@ async def test_environments_and_bad_options_fail_on_entry() -> None:
             pass
     assert resolve_url("beta-auth", v2.ENVIRONMENTS) == "wss://beta-ws-auth.kraken.com/v2"
     assert resolve_url("beta-auth") == "wss://beta-ws-auth.kraken.com"  # v1 unchanged
+
+
+async def test_a_subscribe_cancelled_while_disconnected_is_never_sent() -> None:
+    async with (
+        open_fake_kraken() as server,
+        v2.open_kraken(server.v2_url, reconnect_policy=SLOW) as conn,
+        conn.messages() as stream,
+    ):
+        server.refuse(None)
+        with anyio.fail_after(600):
+            await server.wait_for(lambda: server.refused >= 1)
+            with anyio.move_on_after(1):
+                await conn.subscribe("ticker", ["BTC/USD"])
+            server.refuse(0)
+            await next_of(stream, lambda m: isinstance(m, Connected))
+            await conn.ping()
+        assert [f["method"] for f in server.all_received()] == ["ping"]
+        assert conn.live_subscriptions() == [] and conn.stats.requests_abandoned == 1
+
+
+async def test_a_drop_before_the_acks_loses_the_reply_and_the_entries() -> None:
+    lost: list[ReplyLostError] = []
+
+    async def subscribe(conn: v2.KrakenV2Connection) -> None:
+        try:
+            await conn.subscribe("ticker", ["BTC/USD"])
+        except ReplyLostError as exc:
+            lost.append(exc)
+
+    async with (
+        open_fake_kraken() as server,
+        # Liveness slower than reply_timeout: the ping times out, no dead socket.
+        v2.open_kraken(server.v2_url, reconnect_policy=SLOW, idle_timeout=60) as conn,
+    ):
+        with anyio.fail_after(600):
+            await conn.wait_connected()
+            server.stall()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(subscribe, conn)
+                await server.wait_for_received(
+                    lambda f: isinstance(f, dict) and f.get("method") == "subscribe"
+                )
+                await server.drop()
+            server.stall(False)
+            await conn.wait_connected()
+        assert len(lost) == 1 and lost[0].replies == []
+        assert conn.live_subscriptions() == [] and conn.stats.replies_lost == 1
+        server.stall()
+        with anyio.fail_after(600), pytest.raises(ReplyTimeoutError):
+            await conn.ping()
+
+
+async def test_private_channels_use_a_fresh_provider_token_per_socket() -> None:
+    tokens = iter(["t1", "t2", "t3"])
+
+    async def provider() -> str:
+        return next(tokens)
+
+    async with (
+        open_fake_kraken(valid_tokens={"t1", "t2", "t3"}) as server,
+        v2.open_kraken(server.v2_url, token=provider, reconnect_policy=SLOW) as conn,
+        conn.messages() as stream,
+    ):
+        with anyio.fail_after(600):
+            await conn.subscribe("level3", ["BTC/USD"], depth=100)
+            await server.drop()
+            await next_of(stream, lambda m: isinstance(m, Connected) and m.generation == 2)
+            await conn.ping()
+            with pytest.raises(KrakenError, match="Subscription Not Found"):
+                await conn.unsubscribe("ticker", ["BTC/USD"])
+        sent = [f["params"] for f in server.all_received() if f.get("method") == "subscribe"]
+        assert [s["token"] for s in sent] == ["t1", "t2"]
+        assert sent[1] == {"channel": "level3", "symbol": ["BTC/USD"], "depth": 100, "token": "t2"}
+        assert ("level3", "BTC/USD") in server.sessions[0].session.subscriptions
