@@ -335,3 +335,15 @@ def test_a_failed_write_says_whether_a_retry_is_safe() -> None:
     with pytest.raises(ReplyLostError, match="reset"):
         lost.result()
     assert len(p.subscriptions) == 0 and len(p.requests) == 0
+
+
+def test_an_error_naming_its_symbol_only_in_the_text_answers_that_symbol() -> None:
+    p = KrakenV2Protocol()
+    req = p.subscribe("ticker", ["BTC/USD", "BTC/XYZ"])
+    sent(p, req)
+    p.receive_frames([error(req, "Currency pair not supported BTC/XYZ")])
+    assert not req.done
+    p.receive_frames([ack(req, "BTC/USD")])
+    with pytest.raises(KrakenError, match="BTC/XYZ"):
+        req.result()
+    assert [e.pair for e in p.subscriptions.live()] == ["BTC/USD"]

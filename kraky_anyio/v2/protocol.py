@@ -296,6 +296,11 @@ class KrakenV2Protocol(RequestLifecycle):
         symbol = result.get("symbol") if isinstance(result, dict) else None
         if symbol is None:
             symbol = resp.symbol
+        if symbol is None and resp.error is not None:
+            # Kraken names the symbol in the text ("Currency pair not
+            # supported BTC/XYZ"): that error is about it alone, even if a
+            # server left the top-level ``symbol`` out.
+            symbol = next((s for s in req.parts if s and resp.error.endswith(" " + s)), None)
         if symbol is not None and req.parts != [None]:
             if symbol not in req.parts or symbol in req.answered:
                 self._stats.duplicate_replies += 1
