@@ -4,6 +4,7 @@ virtual time): acks, replay, pacing, liveness, maintenance, typed data."""
 from __future__ import annotations
 
 import itertools
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -394,3 +395,21 @@ async def test_private_channels_use_a_fresh_provider_token_per_socket() -> None:
         assert [s["token"] for s in sent] == ["t1", "t2"]
         assert sent[1] == {"channel": "level3", "symbol": ["BTC/USD"], "depth": 100, "token": "t2"}
         assert ("level3", "BTC/USD") in server.sessions[0].session.subscriptions
+
+
+async def test_a_token_never_reaches_a_log_line_an_error_or_a_repr(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "SECRET-TOKEN-v2"
+    caplog.set_level(logging.DEBUG, logger="kraky_anyio")
+    async with (
+        open_fake_kraken(valid_tokens={"other"}) as server,
+        v2.open_kraken(server.v2_url, token=secret) as conn,
+    ):
+        with anyio.fail_after(60), pytest.raises(KrakenError) as info:
+            await conn.subscribe("level3", ["BTC/USD"])
+        texts = [str(info.value), repr(info.value.replies), repr(conn), repr(conn.options)]
+        texts += [repr(r) for r in conn.protocol.requests]
+    assert any("subscribe" in r.getMessage() for r in caplog.records)  # DEBUG frames logged
+    for text in [*texts, *(r.getMessage() for r in caplog.records)]:
+        assert secret not in text
