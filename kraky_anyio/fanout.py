@@ -71,7 +71,7 @@ __all__ = [
 
 #: The plain iterator checkpoints once per this many messages taken without
 #: waiting: cancellation is noticed and other tasks run at least that often.
-CHECKPOINT_EVERY: Final = 64
+CHECKPOINT_EVERY: Final = 256
 
 
 class Overflow(str, enum.Enum):
@@ -166,13 +166,24 @@ class MessageStream:
 
     async def __anext__(self) -> Any:
         q = self._queue
-        if q.items and self._streak < CHECKPOINT_EVERY:
+        items = q.items
+        if items and self._streak < CHECKPOINT_EVERY:
             self._streak += 1  # the fast path: no await at all
         else:
+            # _wait(q), inlined: one coroutine less per wake-up.
             self._streak = 0
-            if not await _wait(q):
-                raise StopAsyncIteration
-        item = q.items.popleft()
+            if items:
+                await checkpoint()
+            while not items:
+                if q.failed is not None:
+                    raise q.failed
+                if q.closed:
+                    raise StopAsyncIteration
+                wake = q.wake
+                if wake is None:
+                    wake = q.wake = q.new_event()
+                await wake.wait()
+        item = items.popleft()
         q.stats.messages_delivered += 1
         if q.space is not None:
             q.notify_space()
@@ -293,19 +304,20 @@ class Fanout:
         n = len(batch)
         stats.messages_published += n
         stats.notices_published += sum(map(isinstance, batch, repeat(Notice)))
-        queues = self._queues
-        if any(q.closed for q in queues):
-            queues = self._queues = [q for q in queues if not q.closed]
         offers = []
-        everything = False
-        for q in queues:
-            if q.filter is None:
+        everything = pruned = False
+        for q in self._queues:
+            if q.closed:
+                pruned = True
+            elif q.filter is None:
                 offers.append((q, batch))
                 everything = True
             else:
                 items = [m for m in batch if q.filter(m)]
                 if items:
                     offers.append((q, items))
+        if pruned:
+            self._queues = [q for q in self._queues if not q.closed]
         if everything:
             routed = n
         elif len(offers) < 2:
