@@ -413,3 +413,31 @@ async def test_a_token_never_reaches_a_log_line_an_error_or_a_repr(
     assert any("subscribe" in r.getMessage() for r in caplog.records)  # DEBUG frames logged
     for text in [*texts, *(r.getMessage() for r in caplog.records)]:
         assert secret not in text
+
+
+async def test_a_drop_in_the_middle_of_a_paced_replay_keeps_every_entry() -> None:
+    async with (
+        open_fake_kraken() as server,
+        v2.open_kraken(server.v2_url, reconnect_policy=SLOW) as conn,
+        conn.messages() as stream,
+    ):
+        conn.protocol.replay_burst, conn.protocol.replay_window = 1, 5.0
+        with anyio.fail_after(600):
+            await conn.subscribe("ticker", ["BTC/USD"])
+            await conn.subscribe("trade", ["ETH/USD"])
+            await conn.subscribe("book", ["BTC/USD"], depth=25)
+            await server.drop()
+            await next_of(stream, lambda m: isinstance(m, Connected) and m.generation == 2)
+            await server.wait_for(lambda: len(subscribes(server, replay=True)) == 1)
+            assert not conn.connected  # still pacing
+            await server.drop()  # two requests of the replay were never written
+            await next_of(stream, lambda m: isinstance(m, Connected) and m.generation == 3)
+            await conn.wait_connected()
+            await conn.ping()
+        assert server.sessions[0].session.subscriptions == {
+            ("ticker", "BTC/USD"),
+            ("trade", "ETH/USD"),
+            ("book", "BTC/USD"),
+        }
+        assert len(subscribes(server, replay=True)) == 1 + 3
+        assert len(conn.live_subscriptions()) == 3
