@@ -14,8 +14,11 @@ import pytest
 from helpers import next_of
 
 from kraky_anyio import BookResync, v2
+from kraky_anyio.book_engine import Verdict
 from kraky_anyio.testing.server import open_fake_kraken
-from kraky_anyio.v2.live_books import L3View
+from kraky_anyio.testing.v2_messages import encode as v2_encode
+from kraky_anyio.v2.live_books import L2BookEngine, L3View
+from kraky_anyio.v2.messages import decode
 from kraky_anyio.v2.render import book_checksum, level3_checksum
 
 pytestmark = pytest.mark.anyio
@@ -219,3 +222,26 @@ async def test_l3_book_keeps_the_queue_and_the_l2_view() -> None:
             "depth": 10,
             "token": "l3",
         }
+
+
+def test_the_l2_engine_judges_each_message_without_a_loop() -> None:
+    engine = L2BookEngine("BTC/USD", 10, price_precision=1, qty_precision=8)
+    asks, bids = ASKS["BTC/USD"], BIDS["BTC/USD"]
+
+    def frame(kind: str, entry: Any) -> Any:
+        return decode(v2_encode({"channel": "book", "type": kind, "data": [entry]}))
+
+    update = l2_entry("BTC/USD", [(D("100.1"), D("0"))], [], asks[1:], bids)
+    assert engine.apply(frame("update", update)) is Verdict.NOT_MINE  # before the snapshot
+    assert engine.apply(frame("snapshot", l2_entry("BTC/USD", asks, bids, asks, bids))) is (
+        Verdict.SNAPSHOT
+    )
+    assert engine.apply(decode('{"channel":"heartbeat"}')) is Verdict.NOT_MINE
+    assert engine.apply(frame("update", update)) is Verdict.APPLIED
+    assert engine.book.best_ask == (D("100.5"), D("0.00000050"))
+    bad = {**update, "asks": [{"price": D("-1"), "qty": D("1")}]}
+    assert engine.apply(frame("update", bad)) is Verdict.MALFORMED
+    wrong = {**update, "asks": [], "checksum": 1}
+    assert engine.apply(frame("update", wrong)) is Verdict.MISMATCH
+    engine.reset()
+    assert not engine.book.valid and engine.book.resyncs == 1
