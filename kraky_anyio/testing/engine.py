@@ -19,8 +19,9 @@ server at a time. Used bare as a :class:`~kraky_anyio.testing.session.FakeKraken
 private data reach only the session that sent the request and timers fire
 only when it handles the next request.
 
-This module authenticates requests, delivers private data and runs the
-timers; :mod:`~kraky_anyio.testing.order_desk` validates and applies each
+This module authenticates requests and runs the timers;
+:mod:`~kraky_anyio.testing.private_delivery` routes private data to the
+account's subscribers, :mod:`~kraky_anyio.testing.order_desk` validates and applies each
 request (with :mod:`~kraky_anyio.testing.order_checks`) to the
 :mod:`~kraky_anyio.testing.ledger` of orders and trades.
 
@@ -77,7 +78,7 @@ once per txid, so a client waiting for one reply per txid is answered
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -86,7 +87,6 @@ import anyio
 import anyio.abc
 
 from . import order_checks as checks
-from .connection import FakeKrakenConnection
 from .ledger import FakeOrder, FakeTrade, Ledger, Update
 from .order_checks import (
     ERR_CANCEL_ONLY,
@@ -102,6 +102,7 @@ from .order_checks import (
     RequestError,
 )
 from .order_desk import OrderDesk, WallClock
+from .private_delivery import deliver_private
 from .server import FakeKrakenServer
 from .session import FakeKrakenSession, OutgoingMessage
 from .v1_messages import ERR_INVALID_SESSION
@@ -387,34 +388,8 @@ class FakeMatchingEngine:
         account = self.account_of(str(subscription.get("token")))
         return self._ledger.private_snapshot(account, channel_name, subscription)
 
-    def _targets(
-        self, caller: FakeKrakenSession | None
-    ) -> Iterable[tuple[FakeKrakenSession, FakeKrakenConnection | None]]:
-        seen_caller = False
-        if self._server is not None:
-            for connection in self._server.sessions:
-                session = connection.session
-                if isinstance(session, FakeKrakenSession):  # v2 trading: not yet
-                    seen_caller = seen_caller or session is caller
-                    yield session, connection
-        if caller is not None and not seen_caller:
-            yield caller, None
-
     def _deliver(
         self, updates: list[Update], now: float, caller: FakeKrakenSession | None
     ) -> list[OutgoingMessage]:
-        """Queue ``updates`` to the subscribers of their account; return the
-        caller's share (to send after its replies)."""
-        out: list[OutgoingMessage] = []
-        if not updates:
-            return out
-        for session, connection in self._targets(caller):
-            for update in updates:
-                token = session.private_tokens.get(update.channel)
-                if token is None or self.account_of(token) != update.account:
-                    continue
-                if session is caller:
-                    out.extend(session.publish(update.channel, None, update.payload, now=now))
-                elif connection is not None:
-                    connection.publish_nowait(update.channel, None, update.payload)
-        return out
+        connections = None if self._server is None else self._server.sessions
+        return deliver_private(updates, now, caller, connections, self.account_of)

@@ -17,7 +17,8 @@ as Kraken's ``wss://ws.kraken.com`` does. Both share the listener, the
 options (:class:`~kraky_anyio.testing.options.FakeKrakenOptions`), the fault
 injection and the ``wait_for*`` helpers.
 
-This module listens, injects faults and keeps the observation log; each
+This module listens and injects faults; the observation log and the
+``wait_for*`` helpers are :mod:`kraky_anyio.testing.observation`, each
 connection's I/O is :mod:`kraky_anyio.testing.connection`. It runs on asyncio
 and trio, reads time only from ``anyio.current_time()`` and never sleeps to
 synchronise: the ``wait_for_*`` helpers wake on state changes. Server methods
@@ -27,7 +28,7 @@ and return at once; they do not wait for the bytes to be written.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +37,7 @@ import anyio.abc
 
 from ..taskgroup import task_group
 from .connection import FakeKrakenConnection, FakeSession, accept_client
+from .observation import ServerObservation
 from .options import FakeKrakenOptions, check_status, make_options
 from .session import FakeKrakenSession
 from .v1_messages import FIRST_CONNECTION_ID
@@ -48,7 +50,7 @@ __all__ = ["FakeKrakenConnection", "FakeKrakenServer", "open_fake_kraken"]
 _CHANNEL_ID_STRIDE = 1000
 
 
-class FakeKrakenServer:
+class FakeKrakenServer(ServerObservation):
     """A running fake Kraken server; get one from :func:`open_fake_kraken`.
 
     Configuration: :attr:`options` (a :class:`FakeKrakenOptions`, given to
@@ -71,6 +73,7 @@ class FakeKrakenServer:
     def __init__(
         self, options: FakeKrakenOptions | None = None, *, host: str = "127.0.0.1"
     ) -> None:
+        super().__init__()
         self.options = make_options(options, {})
         self.host = host
         #: Tokens refused from now on, on every connection (see :meth:`revoke_token`).
@@ -87,9 +90,6 @@ class FakeKrakenServer:
         self._port = 0
         self._stalled = False
         self._refusing: int | None = 0  # None: until told otherwise
-        self._connections: list[FakeKrakenConnection] = []
-        self._received: list[Any] = []
-        self._changed = anyio.Event()
 
     def configure(self, **changes: Any) -> None:
         """Replace :attr:`options` with ``changes`` applied (validated: bad
@@ -133,78 +133,6 @@ class FakeKrakenServer:
     def stalled(self) -> bool:
         """Whether :meth:`stall` is in effect."""
         return self._stalled
-
-    @property
-    def sessions(self) -> list[FakeKrakenConnection]:
-        """The live connections, oldest first (a copy)."""
-        return list(self._connections)
-
-    def all_received(self) -> list[Any]:
-        """Every client frame that decoded as JSON, on any connection, in
-        arrival order (a copy)."""
-        return list(self._received)
-
-    # -- waiting -------------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Block until ``predicate()`` is true. It is re-checked whenever a
-        connection opens or ends, a TCP connection is accepted, or frames
-        arrive."""
-        while True:
-            changed = self._changed
-            if predicate():
-                return
-            await changed.wait()
-
-    async def wait_for_connections(self, n: int = 1) -> list[FakeKrakenConnection]:
-        """Block until at least ``n`` connections are open at once; returns them."""
-        await self.wait_for(lambda: len(self._connections) >= n)
-        return self.sessions
-
-    async def wait_for_subscription(
-        self, channel_name: str, pair: str | None, *, api: str = "v1"
-    ) -> FakeKrakenConnection:
-        """Block until a live ``api`` (``"v1"`` or ``"v2"``) connection is
-        subscribed to ``(channel_name, pair)`` (v1: ``("book-10", "XBT/USD")``,
-        ``pair=None`` for private channels; v2: ``("book", "BTC/USD")``,
-        ``None`` for channels without symbols); returns the first one. Its
-        reply is queued before anything published later."""
-        key = (channel_name, pair)
-
-        def find() -> FakeKrakenConnection | None:
-            return next(
-                (
-                    c
-                    for c in self._connections
-                    if c.session.api == api and key in c.session.subscriptions
-                ),
-                None,
-            )
-
-        await self.wait_for(lambda: find() is not None)
-        found = find()
-        assert found is not None
-        return found
-
-    async def wait_for_received(self, predicate: Callable[[Any], bool], *, count: int = 1) -> Any:
-        """Block until ``count`` frames in :meth:`all_received` (past ones
-        included) satisfy ``predicate``; returns the ``count``-th of them.
-        ``predicate`` sees every decoded frame, not only JSON objects."""
-        matches: list[Any] = []
-        scanned = 0
-
-        def enough() -> bool:
-            nonlocal scanned
-            matches.extend(frame for frame in self._received[scanned:] if predicate(frame))
-            scanned = len(self._received)
-            return len(matches) >= count
-
-        await self.wait_for(enough)
-        return matches[count - 1]
 
     # -- faults and data -----------------------------------------------------
 

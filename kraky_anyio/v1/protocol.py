@@ -4,9 +4,10 @@
 reconnects) and implements :class:`kraky_anyio.seam.ProtocolCore`: it builds
 requests (:mod:`.builders`), tracks them (:mod:`kraky_anyio.requests`), keeps
 the subscription registry (:mod:`.subscriptions`), checks private feeds'
-sequence numbers, and turns each batch of frames into a
+sequence numbers, matches replies sent without a reqid (:mod:`.unnumbered`),
+and turns each batch of frames into a
 :class:`~kraky_anyio.seam.Verdict`. It never calls the shell; the shell reads
-only what these methods return.
+only what these methods return. Nothing here blocks or does I/O.
 """
 
 from __future__ import annotations
@@ -26,38 +27,14 @@ from . import builders
 from .calls import RequestBuilding
 from .codec import REPLY_EVENTS, FrameKind, classify, decode_str, encode
 from .private_feeds import PrivateFeeds
-from .subscriptions import (
-    SubKey,
-    SubscriptionRegistry,
-    channel_name,
-    is_private,
-    subscription_key,
-)
+from .subscriptions import SubKey, SubscriptionRegistry, is_private, subscription_key
+from .unnumbered import UnnumberedRequests
 
 log = logging.getLogger("kraky_anyio")
 
 _KNOWN_EVENTS = frozenset({"systemStatus", "heartbeat", "error", *REPLY_EVENTS})
 
 KrakenMessage = dict[str, Any] | list[Any]
-
-#: Which request events a ``subscriptionStatus`` status can answer.
-_STATUS_EVENTS: dict[str, frozenset[str]] = {
-    "subscribed": frozenset({"subscribe"}),
-    "unsubscribed": frozenset({"unsubscribe"}),
-    "error": frozenset({"subscribe", "unsubscribe"}),
-}
-
-
-def _reply_channel(msg: dict[str, Any]) -> str | None:
-    """The channel a ``subscriptionStatus`` is about: its ``channelName``, or
-    (error replies carry none) the one its ``subscription`` echo names."""
-    name = msg.get("channelName")
-    if isinstance(name, str):
-        return name
-    sub = msg.get("subscription")
-    if isinstance(sub, dict) and isinstance(sub.get("name"), str) and sub["name"]:
-        return channel_name(sub)
-    return None
 
 
 class KrakenProtocol(RequestBuilding):
@@ -75,9 +52,9 @@ class KrakenProtocol(RequestBuilding):
         # Tokens given inside a subscription dict: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
-        # Requests written without a reqid, in the order they were written:
-        # Kraken answers them in that order, matched by channel and pair.
-        self._unnumbered: dict[int, Request] = {}
+        # Kraken answers requests written without a reqid in that order,
+        # matched by channel and pair.
+        self._unnumbered = UnnumberedRequests()
 
     @property
     def stats(self) -> Stats:
@@ -137,8 +114,7 @@ class KrakenProtocol(RequestBuilding):
         request.written = True
         self._stats.requests_sent += 1
         if "reqid" not in request.message:
-            self._in_flight_unnumbered()
-            self._unnumbered[request.reqid] = request
+            self._unnumbered.written(request)
 
     mark_sent = sending
 
@@ -286,7 +262,7 @@ class KrakenProtocol(RequestBuilding):
             return
         reqid = msg.get("reqid")
         if reqid is None and event == "subscriptionStatus":
-            req = self._match_unnumbered(msg)
+            req = self._unnumbered.match(msg)
         else:
             req = self.requests.get(reqid)
         if event not in _KNOWN_EVENTS and (req is None or req.reply_event):
@@ -330,37 +306,6 @@ class KrakenProtocol(RequestBuilding):
                 else None
             )
             self._settle(req, err, verdict)
-
-    def _in_flight_unnumbered(self) -> list[Request]:
-        """The requests written without a reqid still waiting for replies
-        (settled and expired ones are dropped here)."""
-        live = (RequestState.SENT, RequestState.ORPHANED)
-        for key, req in list(self._unnumbered.items()):
-            if req.state not in live:
-                del self._unnumbered[key]
-        return list(self._unnumbered.values())
-
-    def _match_unnumbered(self, msg: dict[str, Any]) -> Request | None:
-        """The request a ``subscriptionStatus`` without reqid answers: the
-        first one written without a reqid, on the reply's channel, with the
-        reply's pair still open, whose event fits the status (``subscribed``:
-        a subscribe; ``unsubscribed``: an unsubscribe; ``error``: either)."""
-        status = msg.get("status")
-        events = _STATUS_EVENTS.get(status) if isinstance(status, str) else None
-        channel = _reply_channel(msg)
-        if not events or channel is None:
-            return None
-        pair = msg.get("pair")
-        for req in self._in_flight_unnumbered():
-            if req.event not in events or req.key is None:
-                continue
-            sub = req.message.get("subscription")
-            if not isinstance(sub, dict) or channel_name(sub) != channel:
-                continue
-            open_parts = [p for p in req.parts if p not in req.answered]
-            if (pair in open_parts) if isinstance(pair, str) else open_parts:
-                return req
-        return None
 
     def _answer_parts(self, req: Request, msg: dict[str, Any], verdict: Verdict) -> bool:
         """Record which parts (pairs) ``msg`` answers; False for a duplicate."""

@@ -17,70 +17,33 @@ After a mismatch the book is invalid (updates are refused with
 A malformed entry (non-finite, negative or zero price, negative quantity, a
 checksum outside 32 bits, an unknown ``type``) raises :class:`BookError`
 before anything changes.
+
+This module holds the L2 book, its sides and the level validation; what it
+shares with the L3 book (the verdict, the symbol/depth/precision checks) is
+:mod:`kraky_anyio.v2.symbol_book`.
 """
 
 from __future__ import annotations
 
-import enum
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, Final, Generic, NoReturn, TypeVar
+from typing import Final
 from zlib import crc32
 
-from ..book.checksums import CHECKSUM_DEPTH, MAX_CHECKSUM, v2_fragment
+from ..book.checksums import CHECKSUM_DEPTH, v2_fragment
 from ..errors import BookError
-from .messages import BookEntry, BookLevel, BookMessage, Level3Entry, Message
+from .messages import BookEntry, BookLevel, BookMessage, Message
 from .params import BOOK_DEPTHS
+from .symbol_book import Outcome, SymbolBook, Verdict, check_checksum, check_precision
+
+# Outcome, SymbolBook, Verdict and the checks live in .symbol_book (shared with
+# the L3 book); re-exported for the old imports.
 
 __all__ = ["Book", "Outcome", "SymbolBook", "Verdict", "check_checksum", "check_precision"]
 
 
-class Outcome(enum.Enum):
-    """What a book did with one message."""
-
-    #: A snapshot replaced the book and its checksum matched.
-    SNAPSHOT = "snapshot"
-    #: An update was applied and its checksum matched.
-    UPDATED = "updated"
-    #: The checksum did not match: the book is invalid until a new snapshot.
-    MISMATCH = "mismatch"
-    #: The message is not for this book (another channel or symbol): untouched.
-    IGNORED = "ignored"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of one message; on a mismatch, Kraken's and the local checksum."""
-
-    outcome: Outcome
-    expected: int | None = None
-    computed: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True unless the checksum did not match."""
-        return self.outcome is not Outcome.MISMATCH
-
-
-_SNAPSHOT: Final = Verdict(Outcome.SNAPSHOT)
-_UPDATED: Final = Verdict(Outcome.UPDATED)
 _IGNORED: Final = Verdict(Outcome.IGNORED)
-
-
-def check_checksum(value: object) -> int:
-    """``value`` if it is an unsigned 32-bit int, else raise :class:`BookError`."""
-    if type(value) is not int or not 0 <= value <= MAX_CHECKSUM:
-        raise BookError(f"book checksum must be an unsigned 32-bit int, got {value!r:.80}")
-    return value
-
-
-def check_precision(value: object, what: str) -> int | None:
-    """``value`` if it is None or an int from 0 to 30, else raise :class:`ValueError`."""
-    if value is not None and (type(value) is not int or not 0 <= value <= 30):
-        raise ValueError(f"{what} must be None or an int from 0 to 30, got {value!r:.80}")
-    return value
 
 
 # A validated level ready to apply: (sort key, level, checksum text or None for a delete).
@@ -166,102 +129,6 @@ class _Side:
         self.top = None
 
 
-_Entry = TypeVar("_Entry", BookEntry, Level3Entry)
-
-
-class SymbolBook(Generic[_Entry]):
-    """What the L2 :class:`Book` and the L3 book share: one symbol at one depth,
-    the precisions its numbers render at, and the checksum verdict of each entry.
-
-    A subclass sets ``_CHANNEL``/``_DEPTHS``, keeps its sides and implements
-    :meth:`feed_entry` and ``checksum``.
-    """
-
-    __slots__ = ("_depth", "_pp", "_qp", "_symbol", "_valid", "_version")
-
-    _CHANNEL: ClassVar[str]  # the channel's name, for error texts
-    _DEPTHS: ClassVar[tuple[int, ...]]
-
-    def __init__(
-        self, symbol: str, depth: int, price_precision: int | None, qty_precision: int | None
-    ) -> None:
-        if not isinstance(symbol, str) or not symbol:
-            raise ValueError(f"symbol must be a non-empty str, got {symbol!r:.80}")
-        if type(depth) is not int or depth not in self._DEPTHS:
-            raise ValueError(
-                f"{self._CHANNEL} depth must be one of {self._DEPTHS}, got {depth!r:.80}"
-            )
-        self._symbol = symbol
-        self._depth = depth
-        self._pp = check_precision(price_precision, "price_precision")
-        self._qp = check_precision(qty_precision, "qty_precision")
-        self._valid = False
-        self._version = 0
-
-    def feed_entry(self, kind: str, entry: _Entry) -> Verdict:
-        """Apply one entry of a ``kind`` (``snapshot``/``update``) message: the subclass's."""
-        raise NotImplementedError
-
-    def _feed_all(self, kind: str, entries: list[_Entry]) -> Verdict:
-        verdict = _IGNORED
-        for entry in entries:
-            if entry.symbol == self._symbol:
-                verdict = self.feed_entry(kind, entry)
-                if verdict.outcome is Outcome.MISMATCH:
-                    break
-        return verdict
-
-    def _checked(self, entry: _Entry) -> int:
-        """The entry's checksum, after checking that both it and the symbol are this book's."""
-        if entry.symbol != self._symbol:
-            raise BookError(f"entry for {entry.symbol!r:.80} fed to the {self._symbol} book")
-        return check_checksum(entry.checksum)
-
-    def _is_update(self, kind: str) -> bool:
-        """True for ``update``, False for ``snapshot``; raise :class:`BookError` otherwise."""
-        if kind == "update":
-            return True
-        if kind == "snapshot":
-            return False
-        raise BookError(
-            f"{self._CHANNEL} message type must be snapshot or update, got {kind!r:.80}"
-        )
-
-    def _refuse_update(self) -> NoReturn:
-        """Raise :class:`BookError` for an update while the book is not valid."""
-        book = "book" if self._CHANNEL == "book" else f"{self._CHANNEL} book"
-        raise BookError(
-            f"{self._symbol} {book} is not valid (no snapshot yet, reset, or a "
-            "checksum mismatch): updates are refused until a new snapshot"
-        )
-
-    def _verdict(self, expected: int, computed: int, update: bool) -> Verdict:
-        """The verdict on a changed book whose checksum is ``computed``: valid while they match."""
-        if computed != expected:
-            self._valid = False
-            return Verdict(Outcome.MISMATCH, expected, computed)
-        self._valid = True
-        return _UPDATED if update else _SNAPSHOT
-
-    @property
-    def symbol(self) -> str:
-        return self._symbol
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
-    def valid(self) -> bool:
-        """True from a matching snapshot until a mismatch or a reset."""
-        return self._valid
-
-    @property
-    def version(self) -> int:
-        """Grows on every change: compare to coalesce."""
-        return self._version
-
-
 class Book(SymbolBook[BookEntry]):
     """The L2 book of one symbol on the v2 ``book`` channel at one ``depth``.
 
@@ -338,7 +205,7 @@ class Book(SymbolBook[BookEntry]):
         self._asks, self._bids = asks, bids
         self._version += 1
         verdict = self._verdict(expected, crc32(bids.top_bytes(), crc32(asks.top_bytes())), update)
-        if verdict is _UPDATED:
+        if verdict.outcome is Outcome.UPDATED:
             self._updates += 1
         return verdict
 

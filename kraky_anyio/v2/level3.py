@@ -15,7 +15,7 @@ in the book moves that order (removed, then appended); a ``modify`` or
 nothing, and the checksum judges the result; an order whose quantity is 0
 (in an add or a modify) is removed, so no level is ever left without
 quantity. A malformed entry raises :class:`~kraky_anyio.errors.BookError`
-before anything changes; a mismatch is a :class:`~kraky_anyio.v2.book.Verdict`,
+before anything changes; a mismatch is a :class:`~kraky_anyio.v2.symbol_book.Verdict`,
 as in the L2 book.
 """
 
