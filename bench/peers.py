@@ -207,6 +207,7 @@ def stream_tables(
     tables = []
     for channel in CHANNELS:
         rs = runs.get(channel, [])
+        peers = [p for p in PEERS if any(r["kind"] == p and "error" not in r for r in rs)]
         rows = []
         for kind in kinds:
             ok = [r for r in rs if r["kind"] == kind and "error" not in r]
@@ -227,14 +228,20 @@ def stream_tables(
                 "runs": len([r for r in rs if r["kind"] == kind]),
             }
             summary.setdefault(channel, {})[kind] = s
+            # Each client against each peer, paired per round (CPU: lower is better).
+            vs_peer = {p: paired(rs, kind, p, "cpu_us_per_msg") for p in peers}
+            s["cpu_over_peer"] = vs_peer
             row = [kind, s["msgs_per_s"], s["cpu_us"], cell(rate), cell(cpu)]
+            row += [cell(vs_peer[p]) if kind != p else "1.00" for p in peers]
             if instr.get(channel):
                 row += [round(ins) if ins == ins else ins, ins / raw_ins]
             rows.append([*row, f"{s['ok']}/{s['runs']}"])
         columns = ["client", "msgs/s", "CPU µs/msg", "x raw msgs/s", "CPU / raw"]
+        columns += [f"CPU / {p}" for p in peers]
         notes = (
             "x raw msgs/s: client / raw client of the same backend, same round (higher is"
-            " better); CPU / raw: client / raw (lower is better); median (min-max) over rounds."
+            " better); CPU / raw, CPU / <peer>: the client's CPU per message over theirs, same"
+            " round (lower is better); median (min-max) over rounds."
         )
         if instr.get(channel):
             columns += ["instr/msg", "instr / raw"]
@@ -340,6 +347,17 @@ def v2_book_engine(snapshot: str, updates: list[str], repeat: int) -> dict[str, 
     return {"updates": len(updates), "us_per_msg": per}
 
 
+def rerender(path: Path) -> int:
+    """Print the stream tables of a saved ``--json`` run, recomputed from its runs."""
+    data = json.loads(path.read_text())
+    kinds = data["params"]["kinds"]
+    _, tables = stream_tables(data["runs"], data["instructions"], kinds, data["params"]["n"])
+    for t in [*tables, *data["tables"][len(tables) :]]:
+        print(render_text(t))
+        print()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=20000, help="frames per run")
@@ -350,8 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--handler-repeat", type=int, default=20)
     p.add_argument("--json", help="write the results here")
     p.add_argument("--smoke", action="store_true", help="tiny, no peers, for CI")
+    p.add_argument("--rerender", metavar="JSON", help="print the tables of a saved run again")
+    p.add_argument("--kinds", help="comma-separated clients to run (default: all)")
     args = p.parse_args(argv)
-    n, repeats = (500, 1) if args.smoke else (args.n, max(1, args.repeats))
+    if args.rerender:
+        return rerender(Path(args.rerender))
+    # --repeats 0: no timed rounds (callgrind counts only, with --kinds).
+    n, repeats = (500, 1) if args.smoke else (args.n, max(0, args.repeats))
     skipped: dict[str, str] = {}
     py_peers, why = peers_python(create=not (args.smoke or args.no_peers))
     if args.smoke or args.no_peers or py_peers is None:
@@ -361,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [*BASE, *OURS, *(PEERS if py_peers else [])]
     if args.smoke:  # one of each kind of client is enough to prove they run
         kinds = ["null-asyncio", "raw-asyncio", "kraky_anyio_v2-asyncio"]
+    if args.kinds:
+        kinds = [k for k in kinds if k in args.kinds.split(",")]
     with_instr = not (args.smoke or args.no_instructions) and bool(shutil.which("valgrind"))
     n1, n2 = (int(x) for x in args.instr_n.split(","))
     runs: dict[str, list[dict]] = {c: [] for c in CHANNELS}
