@@ -211,12 +211,16 @@ def stream_tables(
         rows = []
         for kind in kinds:
             ok = [r for r in rs if r["kind"] == kind and "error" not in r]
+            ins = instr.get(channel, {}).get(kind, float("nan"))
             if not ok:
+                if ins == ins:  # counted without timed rounds (--repeats 0)
+                    raw_ins = instr[channel].get(RAW_OF[backend_of(kind)], float("nan"))
+                    rows.append([kind, "", "", "", "", *([""] * len(peers)), round(ins)])
+                    rows[-1] += [ins / raw_ins, "0/0"]
                 continue
             raw = RAW_OF[backend_of(kind)]
             rate = paired(rs, kind, raw, "msgs_per_s")
             cpu = paired(rs, kind, raw, "cpu_us_per_msg")
-            ins = instr.get(channel, {}).get(kind, float("nan"))
             raw_ins = instr.get(channel, {}).get(raw, float("nan"))
             s = {
                 "msgs_per_s": median([r["msgs_per_s"] for r in ok]),
