@@ -9,9 +9,11 @@ own venv (``bench/.venv-peers``), where kraky_anyio is not installed.
 Kinds:
 
 ``null-asyncio``, ``null-trio``   read the socket, discard the bytes (the ceiling)
-``raw-asyncio``, ``raw-trio``     ``kraky_anyio.transport`` + ``json.loads``
-``kraky_anyio_v2-asyncio``/``-trio``  ``kraky_anyio.v2.open_kraken`` (a hook: it
-                                  reports ``skipped`` while the module has no
+``raw-asyncio``, ``raw-trio``     ``kraky_anyio.transport`` without our fast path
+                                  (websockets parses) + ``json.loads``
+``kraky_anyio_v2-asyncio``/``-trio``  ``kraky_anyio.v2.open_kraken`` +
+                                  ``conn.messages(channel=...)``, typed messages
+                                  (reports ``skipped`` if the module has no
                                   ``open_kraken``)
 ``python-kraken-sdk``             ``kraken.spot.SpotWSClient`` with a callback
                                   that counts, ``ws_url`` pointed at the server
@@ -129,10 +131,12 @@ async def run_null(url: str, channel: str, sink: Sink) -> dict[str, Any]:
 
 
 async def run_raw(url: str, channel: str, sink: Sink) -> dict[str, Any]:
-    """kraky_anyio's transport + ``json.loads`` per message: the ceiling."""
+    """Issue 16's raw transport: websockets' sans-I/O protocol over anyio
+    (``fast_path=False``: websockets parses every frame) + ``json.loads`` per
+    message, nothing else; every ``x raw`` ratio is against this."""
     from kraky_anyio.transport import connect_websocket
 
-    ws = await connect_websocket(url)
+    ws = await connect_websocket(url, fast_path=False)
     try:
         await ws.send_text(subscribe_frame(channel))
         loads = json.loads

@@ -11,10 +11,11 @@ as Kraken writes them). Each client runs in its own process
 once per channel:
 
 * ``null-asyncio``, ``null-trio``: read and discard the bytes (the ceiling);
-* ``raw-asyncio``, ``raw-trio``: ``kraky_anyio.transport`` + ``json.loads``;
-* ``kraky_anyio_v2-asyncio``, ``kraky_anyio_v2-trio``: our v2 client, a hook
-  that is skipped (with the reason printed) until ``kraky_anyio.v2.open_kraken``
-  exists;
+* ``raw-asyncio``, ``raw-trio``: issue 16's raw transport, websockets' sans-I/O
+  protocol over anyio (``connect_websocket(url, fast_path=False)``) +
+  ``json.loads``;
+* ``kraky_anyio_v2-asyncio``, ``kraky_anyio_v2-trio``: ``kraky_anyio.v2.open_kraken``
+  + ``conn.messages(channel=...)``, typed messages;
 * ``python-kraken-sdk``: ``kraken.spot.SpotWSClient`` with a counting callback,
   ``ws_url`` pointed at the server;
 * ``ccxt``: ``ccxt.pro.kraken`` ``watch_ticker`` / ``watch_order_book`` in a
@@ -31,10 +32,11 @@ the figure the machine's load does not move.
 Then the book handlers in-process: python-kraken-sdk's
 ``SpotOrderBookClient.on_message`` per book update against bare ``json.loads``
 of the same frames (bench/_v2_book_handler.py, in the peers venv), and a
-hook row for kraky_anyio's v2 book engine (skipped until it exists).
+kraky_anyio's v2 book engine (``v2.decode`` + ``Book.feed``, every checksum
+verified), each against ``json.loads`` of the same frames in its own process.
 
 ``--smoke``: no venv, no peers, no valgrind, a few hundred messages once to
-a null reader, the raw client and the kraky_anyio v2 hook.
+a null reader, the raw client and kraky_anyio v2.
 """
 
 from __future__ import annotations
@@ -205,15 +207,20 @@ def stream_tables(
     tables = []
     for channel in CHANNELS:
         rs = runs.get(channel, [])
+        peers = [p for p in PEERS if any(r["kind"] == p and "error" not in r for r in rs)]
         rows = []
         for kind in kinds:
             ok = [r for r in rs if r["kind"] == kind and "error" not in r]
+            ins = instr.get(channel, {}).get(kind, float("nan"))
             if not ok:
+                if ins == ins:  # counted without timed rounds (--repeats 0)
+                    raw_ins = instr[channel].get(RAW_OF[backend_of(kind)], float("nan"))
+                    rows.append([kind, "", "", "", "", *([""] * len(peers)), round(ins)])
+                    rows[-1] += [ins / raw_ins, "0/0"]
                 continue
             raw = RAW_OF[backend_of(kind)]
             rate = paired(rs, kind, raw, "msgs_per_s")
             cpu = paired(rs, kind, raw, "cpu_us_per_msg")
-            ins = instr.get(channel, {}).get(kind, float("nan"))
             raw_ins = instr.get(channel, {}).get(raw, float("nan"))
             s = {
                 "msgs_per_s": median([r["msgs_per_s"] for r in ok]),
@@ -225,14 +232,20 @@ def stream_tables(
                 "runs": len([r for r in rs if r["kind"] == kind]),
             }
             summary.setdefault(channel, {})[kind] = s
+            # Each client against each peer, paired per round (CPU: lower is better).
+            vs_peer = {p: paired(rs, kind, p, "cpu_us_per_msg") for p in peers}
+            s["cpu_over_peer"] = vs_peer
             row = [kind, s["msgs_per_s"], s["cpu_us"], cell(rate), cell(cpu)]
+            row += [cell(vs_peer[p]) if kind != p else "1.00" for p in peers]
             if instr.get(channel):
                 row += [round(ins) if ins == ins else ins, ins / raw_ins]
             rows.append([*row, f"{s['ok']}/{s['runs']}"])
         columns = ["client", "msgs/s", "CPU µs/msg", "x raw msgs/s", "CPU / raw"]
+        columns += [f"CPU / {p}" for p in peers]
         notes = (
             "x raw msgs/s: client / raw client of the same backend, same round (higher is"
-            " better); CPU / raw: client / raw (lower is better); median (min-max) over rounds."
+            " better); CPU / raw, CPU / <peer>: the client's CPU per message over theirs, same"
+            " round (lower is better); median (min-max) over rounds."
         )
         if instr.get(channel):
             columns += ["instr/msg", "instr / raw"]
@@ -273,23 +286,80 @@ def book_handler(procs: Procs, py: str | None, repeat: int, tmp: Path) -> dict[s
             out["sdk"] = res
             base = res["us_per_msg"]["json.loads"]
             for k, v in res["us_per_msg"].items():
-                out["rows"].append([k, v, v / base, "yes" if res["checksums_ok"] else "NO"])
+                ok = "yes" if res["checksums_ok"] else "NO"
+                out["rows"].append([f"SDK venv: {k}", v, v / base, ok if "Spot" in k else ""])
         else:
             out["skipped"]["python-kraken-sdk"] = f"failed: {se.strip()[-400:]}"
-    out["skipped"]["kraky_anyio v2 book"] = v2_book_engine_hook()
+    ours = v2_book_engine(feeds.snapshot, feeds.texts["book"], repeat)
+    out["ours"] = ours
+    base = ours["us_per_msg"]["json.loads"]
+    for k, v in ours["us_per_msg"].items():
+        out["rows"].append([f"kraky_anyio: {k}", v, v / base, "yes" if "Book" in k else ""])
     return out
 
 
-def v2_book_engine_hook() -> str:
-    """HOOK for kraky_anyio's v2 book engine (decode + apply + verify, issue 13):
-    the v2book helper's API was not fixed when this was written, so this says
-    why it is skipped. When it lands, time it here on ``Feeds().texts["book"]``
-    beside the rows above (best of the same repeats, µs per update)."""
-    try:
-        import kraky_anyio.v2  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return "kraky_anyio.v2 does not exist yet"
-    return "kraky_anyio.v2 exists; its book engine is not wired into bench/peers.py yet"
+def v2_book_engine(snapshot: str, updates: list[str], repeat: int) -> dict[str, Any]:
+    """kraky_anyio's v2 book engine on the same frames as the SDK's handler:
+    ``v2.decode`` + ``Book.feed`` (apply, truncate, verify every checksum, at
+    BTC/USD's precision, 1 and 8) against bare ``json.loads``, and v1's dict
+    path (``kraky_anyio.v1.codec.decode``, msgspec with Decimals) against
+    ``v2.decode`` (typed) on the same frames. Best of ``repeat``, µs per update.
+    Raises ``RuntimeError`` if a checksum does not verify (the timing would
+    then mean nothing)."""
+    from _common import best_of
+
+    from kraky_anyio.v1.codec import decode as v1_decode
+    from kraky_anyio.v2 import decode
+    from kraky_anyio.v2.book import Book, Outcome
+
+    def fresh() -> Book:
+        book = Book("BTC/USD", 10, price_precision=1, qty_precision=8)
+        book.feed(decode(snapshot))
+        return book
+
+    check = fresh()
+    if any(check.feed(decode(t)).outcome is not Outcome.UPDATED for t in updates):
+        raise RuntimeError("a v2 book checksum did not verify: the engine is broken")
+
+    def bare() -> None:
+        loads = json.loads
+        for text in updates:
+            loads(text)
+
+    def v1_dict() -> None:
+        for text in updates:
+            v1_decode(text)
+
+    def typed() -> None:
+        for text in updates:
+            decode(text)
+
+    cases = {"json.loads": bare, "v1 dict path": v1_dict, "v2.decode typed": typed}
+    us: dict[str, float] = {k: float("inf") for k in [*cases, "v2.decode + Book.feed"]}
+    for _ in range(repeat):  # interleaved, so load moves every case alike
+        for k, fn in cases.items():
+            us[k] = min(us[k], best_of(1, fn))
+        book = fresh()
+        feed = book.feed
+
+        def engine(feed: Any = feed) -> None:
+            for text in updates:
+                feed(decode(text))
+
+        us["v2.decode + Book.feed"] = min(us["v2.decode + Book.feed"], best_of(1, engine))
+    per = {k: v / len(updates) * 1e6 for k, v in us.items()}
+    return {"updates": len(updates), "us_per_msg": per}
+
+
+def rerender(path: Path) -> int:
+    """Print the stream tables of a saved ``--json`` run, recomputed from its runs."""
+    data = json.loads(path.read_text())
+    kinds = data["params"]["kinds"]
+    _, tables = stream_tables(data["runs"], data["instructions"], kinds, data["params"]["n"])
+    for t in [*tables, *data["tables"][len(tables) :]]:
+        print(render_text(t))
+        print()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,8 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--handler-repeat", type=int, default=20)
     p.add_argument("--json", help="write the results here")
     p.add_argument("--smoke", action="store_true", help="tiny, no peers, for CI")
+    p.add_argument("--rerender", metavar="JSON", help="print the tables of a saved run again")
+    p.add_argument("--kinds", help="comma-separated clients to run (default: all)")
     args = p.parse_args(argv)
-    n, repeats = (500, 1) if args.smoke else (args.n, max(1, args.repeats))
+    if args.rerender:
+        return rerender(Path(args.rerender))
+    # --repeats 0: no timed rounds (callgrind counts only, with --kinds).
+    n, repeats = (500, 1) if args.smoke else (args.n, max(0, args.repeats))
     skipped: dict[str, str] = {}
     py_peers, why = peers_python(create=not (args.smoke or args.no_peers))
     if args.smoke or args.no_peers or py_peers is None:
@@ -313,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [*BASE, *OURS, *(PEERS if py_peers else [])]
     if args.smoke:  # one of each kind of client is enough to prove they run
         kinds = ["null-asyncio", "raw-asyncio", "kraky_anyio_v2-asyncio"]
+    if args.kinds:
+        kinds = [k for k in kinds if k in args.kinds.split(",")]
     with_instr = not (args.smoke or args.no_instructions) and bool(shutil.which("valgrind"))
     n1, n2 = (int(x) for x in args.instr_n.split(","))
     runs: dict[str, list[dict]] = {c: [] for c in CHANNELS}
@@ -346,11 +423,13 @@ def main(argv: list[str] | None = None) -> int:
                         )
         if with_instr:
             print(f"instructions: callgrind at {n1:,} and {n2:,} frames", flush=True)
+            # The peers under callgrind take tens of minutes each: never counted.
+            skipped["instructions: peers"] = "not counted (tens of minutes each under callgrind)"
             for channel in CHANNELS:
                 for kind in kinds:
-                    if kind in skipped:
+                    if kind in skipped or kind in PEERS:
                         continue
-                    py = py_peers if kind in PEERS else PYTHON
+                    py = PYTHON
                     totals = []
                     for m in (n1, n2):
                         path = tmp / f"cg.{channel}.{kind}.{m}"
@@ -360,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                             kind,
                             channel,
                             m,
-                            python=py,  # type: ignore[arg-type]
+                            python=py,
                             timeout=900,
                             wrap=["valgrind", "--tool=callgrind", f"--callgrind-out-file={path}"],
                         )
@@ -379,12 +458,15 @@ def main(argv: list[str] | None = None) -> int:
     if handler["rows"]:
         tables.append(
             table(
-                f"v2 book handler, in-process: {handler['sdk']['updates']} updates,"
+                f"v2 book handler, in-process: {handler['ours']['updates']} updates,"
                 f" best of {3 if args.smoke else args.handler_repeat}",
                 ["case", "µs/update", "x json.loads", "checksums ok"],
                 handler["rows"],
                 "python-kraken-sdk's SpotOrderBookClient.on_message (apply, sort, truncate,"
-                " checksum) after json.loads, against json.loads alone of the same frames.",
+                " checksum) after json.loads, in the peers venv, and kraky_anyio's v2.decode"
+                " + Book.feed (apply, truncate, verify every checksum), v2.decode alone and"
+                " v1's dict decoder, in ours; each against json.loads of the same frames in"
+                " the same process (x json.loads; lower is better).",
             )
         )
     skipped.update({f"book handler: {k}": v for k, v in handler["skipped"].items()})
