@@ -22,10 +22,10 @@ class KrakenError(KrakyError):
     partly accepted multi-pair subscribe or a multi-txid cancel can be inspected.
     """
 
-    def __init__(self, error_message: str, replies: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(self, error_message: str, replies: Sequence[Any] = ()) -> None:
         super().__init__(error_message)
         self.error_message = error_message
-        self.replies: list[dict[str, Any]] = list(replies)
+        self.replies: list[Any] = list(replies)  # v1: dicts; v2: typed responses
 
 
 class ReplyLostError(KrakyError):
@@ -36,9 +36,9 @@ class ReplyLostError(KrakyError):
     drop stay live (and are replayed); the others are not.
     """
 
-    def __init__(self, message: str, replies: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(self, message: str, replies: Sequence[Any] = ()) -> None:
         super().__init__(message)
-        self.replies: list[dict[str, Any]] = list(replies)
+        self.replies: list[Any] = list(replies)  # v1: dicts; v2: typed responses
 
 
 class OrderOutcomeUnknownError(ReplyLostError):

@@ -120,13 +120,15 @@ class RequestStateError(RuntimeError):
     """A step that the transition table does not allow (a bug in the caller)."""
 
 
-def check_reqid(reqid: object) -> int:
-    """``reqid`` if it is an int in the user's range; else TypeError/ValueError."""
+def check_reqid(reqid: object, max_user: int = MAX_USER_REQID) -> int:
+    """``reqid`` if it is an int in the user's range ``0..max_user``; else
+    TypeError/ValueError."""
     if isinstance(reqid, bool) or not isinstance(reqid, int):
         raise TypeError(f"reqid must be an int, not {type(reqid).__name__}")
-    if not 0 <= reqid <= MAX_USER_REQID:
+    if not 0 <= reqid <= max_user:
+        bound = "2**64-2**32-1" if max_user == MAX_USER_REQID else str(max_user)
         raise ValueError(
-            f"reqid must be between 0 and 2**64-2**32-1 (the rest is the library's), got {reqid}"
+            f"reqid must be between 0 and {bound} (the rest is the library's), got {reqid}"
         )
     return reqid
 
@@ -156,7 +158,7 @@ class Request:
     state: RequestState = RequestState.QUEUED
     generation: int | None = None
     written: bool = False
-    replies: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[Any] = field(default_factory=list)  # v1: dicts; v2: typed responses
     answered: set[Any] = field(default_factory=set)
     error: BaseException | None = None
     #: Where the writer puts the token of the socket it goes out on, if deferred.
@@ -185,7 +187,7 @@ class Request:
         """How errors name it: by the reqid it was sent with, if any."""
         return f"reqid {self.reqid}" if self.numbered else "without reqid"
 
-    def result(self) -> list[dict[str, Any]]:
+    def result(self) -> list[Any]:
         """The replies, or raise the request's error."""
         if self.error is not None:
             raise self.error
@@ -196,15 +198,22 @@ class Request:
 
 
 class RequestTable:
-    """The pending requests of one logical connection, by reqid."""
+    """The pending requests of one logical connection, by reqid.
 
-    def __init__(self, stats: Stats) -> None:
+    The library's own reqids run from ``internal_base`` to ``max_reqid``; the
+    user's are below ``internal_base`` (v2 keeps both in a smaller range)."""
+
+    def __init__(
+        self, stats: Stats, *, internal_base: int = INTERNAL_REQID_BASE, max_reqid: int = MAX_REQID
+    ) -> None:
         self._stats = stats
+        self._internal_base = internal_base
+        self._max_reqid = max_reqid
         self._pending: dict[int, Request] = {}
         self._orphans: OrderedDict[int, Request] = OrderedDict()
         self._expired: OrderedDict[int, None] = OrderedDict()
         self._next_user = 1
-        self._next_internal = INTERNAL_REQID_BASE
+        self._next_internal = internal_base
         self._just_expired: list[Request] = []
 
     def __len__(self) -> int:
@@ -232,10 +241,10 @@ class RequestTable:
             while self._next_internal in self._pending:
                 self._next_internal += 1
             rid = self._next_internal
-            self._next_internal = INTERNAL_REQID_BASE if rid >= MAX_REQID else rid + 1
+            self._next_internal = self._internal_base if rid >= self._max_reqid else rid + 1
             return rid
         if reqid is not None:
-            reqid = check_reqid(reqid)
+            reqid = check_reqid(reqid, self._internal_base - 1)
             held = self._pending.get(reqid)
             if held is not None:
                 if held.state is not RequestState.ORPHANED:
@@ -245,7 +254,7 @@ class RequestTable:
         while self._next_user in self._pending:
             self._next_user += 1
         rid = self._next_user
-        self._next_user = 1 if rid >= MAX_USER_REQID else rid + 1
+        self._next_user = 1 if rid >= self._internal_base - 1 else rid + 1
         return rid
 
     def add(self, req: Request) -> Request:

@@ -52,10 +52,16 @@ class Verdict:
 @dataclass(slots=True)
 class ReplayPlan:
     """Requests restoring the live subscriptions on a new socket, and notices
-    for those that cannot be restored (e.g. no token)."""
+    for those that cannot be restored (e.g. no token).
+
+    Pacing: the shell writes at most ``burst`` requests, then waits
+    ``window`` seconds before the next ``burst`` (``burst`` 0: all at once).
+    """
 
     requests: list[Request]
     notices: list[Any]
+    burst: int = 0
+    window: float = 0.0
 
     @property
     def entries(self) -> int:

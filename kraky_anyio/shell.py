@@ -323,7 +323,9 @@ class Shell:
                 tg.start_soon(self._reader, run, tg.cancel_scope)
                 tg.start_soon(watch, self, run)
                 try:
-                    for req in plan.requests:
+                    for i, req in enumerate(plan.requests):
+                        if plan.burst and i and i % plan.burst == 0:
+                            await anyio.sleep(plan.window)  # paced: see ReplayPlan
                         self.protocol.sending(req, run.generation)
                         stats.replayed += max(1, len(req.parts))
                         await ws.send_text(self.protocol.frame(req))

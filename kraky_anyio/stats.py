@@ -56,7 +56,7 @@ class Stats:
     unknown_events: int = 0
     #: Replies whose reqid matched no request waiting for that reply.
     unmatched_replies: int = 0
-    #: A second reply for a request part (a pair) already answered: ignored.
+    #: A second reply for a part (pair, symbol) already answered: ignored.
     duplicate_replies: int = 0
     #: Replies to requests already expired from the pending table.
     late_replies: int = 0

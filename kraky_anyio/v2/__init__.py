@@ -1,7 +1,7 @@
-"""Kraken's WebSocket API v2: typed messages, request parameters and books (sans-I/O).
+"""Kraken's WebSocket API v2: the connection, typed messages, parameters, books.
 
-The connection (``v2.open_kraken``) comes with the shell integration; what is
-here has no I/O:
+``async with v2.open_kraken() as conn`` (:mod:`.connection`) runs the shared
+shell with :class:`~.protocol.KrakenV2Protocol`. The rest has no I/O:
 
 * :mod:`.messages`: typed frames with exact Decimals, :func:`decode`;
 * :mod:`.params`: the channels, their parameters, request encoding;
@@ -13,13 +13,18 @@ here has no I/O:
 from __future__ import annotations
 
 from .book import Book, Outcome, Verdict
+from .connection import ENVIRONMENTS, KrakenV2Connection, open_kraken
 from .level3 import Level3Book, PriceLevel
 from .messages import Message, MessageError, decode
 from .params import CHANNELS, encode_request, subscription_params
+from .protocol import KrakenV2Protocol
 
 __all__ = [
     "CHANNELS",
+    "ENVIRONMENTS",
     "Book",
+    "KrakenV2Connection",
+    "KrakenV2Protocol",
     "Level3Book",
     "Message",
     "MessageError",
@@ -28,5 +33,6 @@ __all__ = [
     "Verdict",
     "decode",
     "encode_request",
+    "open_kraken",
     "subscription_params",
 ]

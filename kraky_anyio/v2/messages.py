@@ -297,7 +297,9 @@ class Response(msgspec.Struct, kw_only=True):
 
     ``success`` is None for ``pong`` (Kraken sends none); ``result`` is the
     method's result as plain JSON (a dict, or a list for ``batch_add``);
-    ``error`` is Kraken's error text when ``success`` is False.
+    ``error`` is Kraken's error text when ``success`` is False; ``symbol``
+    names the symbol an error is about (Kraken puts it at the top level; an
+    ack carries it in ``result``).
     """
 
     method: str
@@ -305,6 +307,7 @@ class Response(msgspec.Struct, kw_only=True):
     success: bool | None = None
     result: Any = None
     error: str | None = None
+    symbol: str | None = None
     warnings: list[str] | None = None
     time_in: str | None = None
     time_out: str | None = None
