@@ -201,15 +201,17 @@ async def serve(args: argparse.Namespace) -> None:
             args.port,
             pairs=sim.pairs,
             snapshot_provider=sim.snapshot,
+            v2_snapshot_provider=sim.v2_snapshot,
             order_handler=engine,
         ) as server,
         task_group() as tg,
     ):
         tg.start_soon(functools.partial(run_market, server, sim, interval=args.step))
-        print(server.url, flush=True)
+        print(server.url, flush=True)  # v2 on server.v2_url: the same, path /v2
         print(
             f"{PROG}: simulated exchange with {', '.join(sim.pairs)} (seed {args.seed}) "
-            "on the URL above, orders accepted with any token; Ctrl-C to stop",
+            f"on the URL above (v1; v2 on {server.v2_url}), orders accepted with any "
+            "token; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )

@@ -1,9 +1,9 @@
-"""A fake Kraken Spot WebSocket v1 exchange to test clients and bots against.
+"""A fake Kraken Spot WebSocket exchange (v1, and v2 on ``/v2``) to test clients and bots against.
 
 * :func:`open_fake_kraken` runs an in-process server (asyncio or trio) with
   fault injection; :class:`FakeKrakenSession` is its protocol logic without I/O.
 * :class:`MarketSimulator` is a deterministic, checksum-consistent market to
-  feed it (:func:`run_market` publishes its steps).
+  feed it, in v1 and v2 (:func:`run_market` publishes its steps).
 * :class:`FakeMatchingEngine` answers orders and feeds the private channels.
 * The pytest fixtures ``kraken_market``, ``kraken_market_interval``,
   ``kraken_exchange`` and ``kraken_client`` come with the installed pytest
@@ -30,7 +30,7 @@ from .session import (
 
 if TYPE_CHECKING:
     from .engine import FakeMatchingEngine
-    from .market import MarketSimulator, Publication, run_market
+    from .market import MarketSimulator, Publication, Step, V2Publication, run_market
     from .plugin import kraken_client, kraken_exchange, kraken_market, kraken_market_interval
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
     "OutgoingMessage",
     "Publication",
     "SnapshotProvider",
+    "Step",
+    "V2Publication",
     "kraken_client",
     "kraken_exchange",
     "kraken_market",
@@ -57,6 +59,8 @@ _LAZY = {
     "FakeMatchingEngine": "engine",
     "MarketSimulator": "market",
     "Publication": "market",
+    "Step": "market",
+    "V2Publication": "market",
     "run_market": "market",
     "kraken_client": "plugin",
     "kraken_exchange": "plugin",

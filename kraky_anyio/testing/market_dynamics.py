@@ -10,19 +10,12 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .market_book import (
-    VOLUME_SCALE,
-    BookSide,
-    Publication,
-    SimulatedBook,
-    timestamp,
-    volume_text,
-)
-from .session import OHLC_INTERVALS
+from .market_book import VOLUME_SCALE, BookSide, Publication, timestamp, volume_text
+from .market_stats import INTERVALS, MarketStats, Tally
+from .market_v2 import V2Publication
 
 __all__ = ["MAX_SPREAD_TICKS", "PairMarket"]
 
@@ -40,7 +33,6 @@ _SPREAD_REVERSION_SECONDS = 30.0
 #: How many ticks behind a fresh touch the makers fill in.
 _LADDER_TICKS = 6
 
-_INTERVALS = tuple(sorted(OHLC_INTERVALS))
 
 #: Start prices (quote currency) of Kraken's v1 pairs; other pairs get one
 #: derived from their name.
@@ -61,31 +53,11 @@ _START_PRICES = {
 }
 
 
-@dataclass
-class _Tally:
-    """Trade statistics since some start: volume, VWAP, count, open/high/low."""
-
-    open: int
-    high: int
-    low: int
-    volume: int = 0
-    notional: int = 0
-    count: int = 0
-
-    def add(self, price: int, volume: int) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
-        self.volume += volume
-        self.notional += price * volume
-        self.count += 1
-
-    def vwap(self, default: int) -> int:
-        if not self.volume:
-            return default
-        return (2 * self.notional + self.volume) // (2 * self.volume)  # rounded half up
+def _ticker(entry: dict[str, Any], trigger: str) -> V2Publication:
+    return V2Publication("ticker", entry["symbol"], [entry], {"event_trigger": trigger})
 
 
-class PairMarket(SimulatedBook):
+class PairMarket(MarketStats):
     """The market of one pair: its random walk, full book, views and statistics."""
 
     def __init__(
@@ -93,10 +65,13 @@ class PairMarket(SimulatedBook):
     ) -> None:
         self.rng = rng = random.Random(f"kraky-anyio market {seed} {name}")
         start = _START_PRICES.get(name) or str(1 + zlib.crc32(name.encode()) % 1000)
-        super().__init__(name, 5 if Decimal(start) >= Decimal("0.1") else 7, depths, book_levels)
+        decimals = 5 if Decimal(start) >= Decimal("0.1") else 7
+        super().__init__(name, seed, decimals, depths, book_levels)
         start_units = int(Decimal(start) * self.scale)
-        # About 1e-5 of the price, a power of ten.
+        # About 1e-5 of the price, a power of ten; v2 prices have its decimals.
         self.tick = 10 ** max(0, len(str(start_units)) - 6)
+        self.price_precision = decimals - (len(str(self.tick)) - 1)
+        self.init_stats()
         self.fair = start_units - start_units % self.tick
         # The fair price's walk, in ticks (a float: its steps are fractions);
         # the spread the makers aim for, in ticks.
@@ -105,11 +80,10 @@ class PairMarket(SimulatedBook):
         self.spread_target = _SPREAD_MEAN_TICKS
         # Orders are worth about 2000 units of the quote currency on average.
         self.mean_volume = max(1, 2000 * VOLUME_SCALE * self.scale // start_units)
-        self.trades: list[list[str]] = []
 
         # Yesterday's statistics, so the 24 h ticker fields look lived in.
         drift = self.tick * rng.randint(-300, 300)
-        self.day_before = _Tally(
+        self.day_before = Tally(
             open=self.fair + drift,
             high=self.fair + abs(drift) + self.tick * rng.randint(50, 500),
             low=max(self.tick, self.fair - abs(drift) - self.tick * rng.randint(50, 500)),
@@ -120,10 +94,10 @@ class PairMarket(SimulatedBook):
             )
             self.day_before.add(price, self._volume() * rng.randint(10, 100))
         self.day_before.count = rng.randint(5_000, 20_000)
-        self.today = _Tally(self.fair, self.fair, self.fair)
+        self.today = Tally(self.fair, self.fair, self.fair)
         self.last_trade = (self.fair, self._volume())
         # interval -> (begin, in seconds; its trades); the close is the last trade
-        self.candles: dict[int, tuple[int, _Tally]] = {}
+        self.candles: dict[int, tuple[int, Tally]] = {}
         self.last_top: tuple[int | None, ...] | None = None
 
         # The initial book: levels spread out from the fair price, placed
@@ -136,14 +110,19 @@ class PairMarket(SimulatedBook):
                 price += side.sign * self.tick * gap
                 if price <= 0:
                     break
-                placed = timestamp(now_us - rng.randint(1, 60_000_000))
+                placed_us = now_us - rng.randint(1, 60_000_000)
                 volume = self._volume()
                 side.keys.append(price * side.sign)
+                placed = timestamp(placed_us)
                 side.levels[price] = (volume, [self.price(price), volume_text(volume), placed])
+                side.l3.seed_level(price, volume, placed)
             for view in side.views:
                 view.have = {p: side.levels[p][0] for p in map(side.price_at, range(view.depth))}
+            side.l3.seed_views(side)
 
-    def end_event(self, ts: str, out: list[Publication]) -> None:
+    def end_event(
+        self, ts: str, us: int, out: list[Publication], out_v2: list[V2Publication] | None
+    ) -> None:
         """Close one engine event: refill the book's tail, then publish."""
         for side in (self.asks, self.bids):
             while len(side) < self.book_levels:
@@ -152,16 +131,21 @@ class PairMarket(SimulatedBook):
                 if price <= 0:
                     break
                 self.set_level(side, price, self._volume(), ts)
-        self.publish_event(out)
+        self.publish_event(out, out_v2, us)
 
     # -- the market --------------------------------------------------------
 
     def _volume(self) -> int:
         return 1 + int(self.mean_volume * self.rng.expovariate(1.0))
 
-    def step(self, start_us: int, dt_us: int) -> list[Publication]:
+    def step(
+        self, start_us: int, dt_us: int, v2: bool
+    ) -> tuple[list[Publication], list[V2Publication]]:
+        """One step: the v1 and (if ``v2``) the v2 messages it produced."""
         rng = self.rng
         out: list[Publication] = []
+        out_v2: list[V2Publication] = []
+        want_v2 = out_v2 if v2 else None
         dt = dt_us / 1_000_000
         self.walk = max(10.0, self.walk + rng.gauss(0.0, self.sigma * math.sqrt(dt)))
         self.fair = round(self.walk) * self.tick
@@ -187,24 +171,40 @@ class PairMarket(SimulatedBook):
         for us, event in events:
             ts = timestamp(us)
             self.trades = []
+            self.trades_v2 = []
             event(ts)
-            self.end_event(ts, out)
+            self.end_event(ts, us, out, want_v2)
             if self.trades:
                 traded = True
                 out.append(Publication("trade", self.name, (self.trades,)))
-                for interval in _INTERVALS:
+                if v2:
+                    out_v2.append(V2Publication("trade", self.symbol, self.trades_v2))
+                for interval in INTERVALS:
                     out.append(
                         Publication(f"ohlc-{interval}", self.name, (self.ohlc(us, interval),))
                     )
+                    if v2:
+                        out_v2.append(
+                            V2Publication(
+                                "ohlc",
+                                self.symbol,
+                                [self.candle_v2(us, interval)],
+                                {"interval": interval},
+                            )
+                        )
         ts = timestamp(end_us)
         top = self.top_of_book()
         if top != self.last_top:
             self.last_top = top
             out.append(Publication("spread", self.name, (self.spread(ts),)))
             out.append(Publication("ticker", self.name, (self.ticker(),)))
+            if v2:
+                out_v2.append(_ticker(self.ticker_v2(end_us), "bbo"))
         elif traded:
             out.append(Publication("ticker", self.name, (self.ticker(),)))
-        return out
+        if traded and v2:
+            out_v2.append(_ticker(self.ticker_v2(end_us), "trades"))
+        return out, out_v2
 
     def _poisson(self, mean: float) -> int:
         """A Poisson draw (Knuth's method: ``mean`` is small here)."""
@@ -307,9 +307,9 @@ class PairMarket(SimulatedBook):
                 if part:
                     filled -= part
                     available -= part
-                    self.set_level(side, best, available, ts)
+                    self.set_level(side, best, available, ts, fill=True)
                     self.record_trade(best, part, ts, "b" if buy else "s", ordertype)
-            self.set_level(side, best, available - filled, ts)
+            self.set_level(side, best, available - filled, ts, fill=True)
             self.record_trade(best, filled, ts, "b" if buy else "s", ordertype)
         return volume if limit is not None else 0
 
@@ -327,67 +327,3 @@ class PairMarket(SimulatedBook):
         else:
             volume += self._volume()
         self.set_level(side, price, volume, ts)
-
-    # -- trades and statistics ---------------------------------------------
-
-    def record_trade(self, price: int, volume: int, ts: str, side: str, ordertype: str) -> None:
-        self.trades.append([self.price(price), volume_text(volume), ts, side, ordertype, ""])
-        self.today.add(price, volume)
-        self.last_trade = (price, volume)
-        seconds = int(ts.partition(".")[0])
-        for interval in _INTERVALS:
-            begin = seconds - seconds % (interval * 60)
-            candle = self.candles.get(interval)
-            if candle is None or candle[0] != begin:
-                candle = self.candles[interval] = (begin, _Tally(price, price, price))
-            candle[1].add(price, volume)
-
-    def ohlc(self, us: int, interval: int) -> list[Any]:
-        begin, tally = self.candles[interval]
-        return [
-            timestamp(us),
-            f"{begin + interval * 60}.000000",
-            self.price(tally.open),
-            self.price(tally.high),
-            self.price(tally.low),
-            self.price(self.last_trade[0]),
-            self.price(tally.vwap(tally.open)),
-            volume_text(tally.volume),
-            tally.count,
-        ]
-
-    def spread(self, ts: str) -> list[str]:
-        ask, ask_volume, bid, bid_volume = self.top_of_book()
-        assert ask is not None and bid is not None and ask_volume and bid_volume
-        return [
-            self.price(bid),
-            self.price(ask),
-            ts,
-            volume_text(bid_volume),
-            volume_text(ask_volume),
-        ]
-
-    def ticker(self) -> dict[str, Any]:
-        ask, ask_volume, bid, bid_volume = self.top_of_book()
-        assert ask is not None and bid is not None and ask_volume and bid_volume
-        today, before = self.today, self.day_before
-        day = _Tally(
-            open=before.open,
-            high=max(before.high, today.high),
-            low=min(before.low, today.low),
-            volume=before.volume + today.volume,
-            notional=before.notional + today.notional,
-            count=before.count + today.count,
-        )
-        last_price, last_volume = self.last_trade
-        return {
-            "a": [self.price(ask), ask_volume // VOLUME_SCALE, volume_text(ask_volume)],
-            "b": [self.price(bid), bid_volume // VOLUME_SCALE, volume_text(bid_volume)],
-            "c": [self.price(last_price), volume_text(last_volume)],
-            "v": [volume_text(today.volume), volume_text(day.volume)],
-            "p": [self.price(today.vwap(today.open)), self.price(day.vwap(day.open))],
-            "t": [today.count, day.count],
-            "l": [self.price(today.low), self.price(day.low)],
-            "h": [self.price(today.high), self.price(day.high)],
-            "o": [self.price(today.open), self.price(day.open)],
-        }

@@ -53,7 +53,8 @@ OrderHandler: TypeAlias = Callable[
 #: reply. ``subscription`` is the client's object, ``token`` included.
 PrivateSnapshotProvider: TypeAlias = Callable[["FakeKrakenSession", str, dict[str, Any]], list[Any]]
 #: ``(channel, symbol, params) -> data`` for a new v2 subscriber: each item is
-#: the ``data`` of one ``"type": "snapshot"`` message sent after its ack
+#: the ``data`` of one ``"type": "snapshot"`` message sent after its ack, or
+#: ``bytes``, a whole snapshot frame already written (``kraky_anyio.v2.render``)
 #: (``symbol`` is ``None`` for channels without symbols; ``params`` are the
 #: subscription's, defaults filled in, token left out). Not called when the
 #: subscriber asked for ``snapshot: false``.

@@ -73,7 +73,8 @@ def kraken_market_interval() -> float:
 async def kraken_exchange(
     kraken_market: MarketSimulator, kraken_market_interval: float, anyio_backend: Any
 ) -> AsyncIterator[FakeKrakenServer]:
-    """A fake Kraken v1 exchange with ``kraken_market`` running on it."""
+    """A fake Kraken exchange with ``kraken_market`` running on it, v1 on
+    ``url`` and v2 on ``v2_url``."""
     import functools
 
     import anyio
@@ -83,7 +84,9 @@ async def kraken_exchange(
 
     async with (
         open_fake_kraken(
-            pairs=kraken_market.pairs, snapshot_provider=kraken_market.snapshot
+            pairs=kraken_market.pairs,
+            snapshot_provider=kraken_market.snapshot,
+            v2_snapshot_provider=kraken_market.v2_snapshot,
         ) as server,
         anyio.create_task_group() as tg,
     ):

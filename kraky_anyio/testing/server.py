@@ -27,7 +27,7 @@ and return at once; they do not wait for the bytes to be written.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -287,18 +287,26 @@ class FakeKrakenServer:
         )
 
     async def publish_v2(
-        self, channel: str, symbol: str | None, data: Any, *, type: str = "update"
+        self,
+        channel: str,
+        symbol: str | None,
+        data: Any,
+        *,
+        type: str = "update",
+        params: Mapping[str, Any] | None = None,
     ) -> int:
         """Queue one v2 channel message to the v2 connections subscribed to
-        ``(channel, symbol)`` (see :meth:`FakeKrakenV2Session.publish`): the
-        seam a market simulator publishes v2 ticker/book/trade through.
-        Returns how many got it. Queues and returns, like :meth:`publish`."""
+        ``(channel, symbol)`` whose subscription has every item of ``params``
+        (e.g. ``{"depth": 25}``; see :meth:`FakeKrakenV2Session.publish`,
+        which also takes a frame already written as ``bytes``): the seam a
+        market simulator publishes v2 ticker/book/trade through. Returns how
+        many got it. Queues and returns, like :meth:`publish`."""
         now = anyio.current_time()
         delivered = 0
         for connection in self.sessions:
             session = connection.session
             if isinstance(session, FakeKrakenV2Session):
-                messages = session.publish(channel, symbol, data, type=type, now=now)
+                messages = session.publish(channel, symbol, data, type=type, params=params, now=now)
                 connection.send(messages)
                 delivered += bool(messages)
         return delivered

@@ -46,6 +46,7 @@ __all__ = [
     "TOKEN_CHANNELS",
     "V2_PATH",
     "V2_VERSION",
+    "JsonNumber",
     "encode",
     "response",
     "rfc3339",
@@ -147,15 +148,43 @@ def response(
     return message
 
 
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+class JsonNumber:
+    """A JSON number written exactly as ``text``, e.g. ``JsonNumber("1e-08")``:
+    how Kraken writes the ``instrument`` channel's increments (exponent form,
+    which a ``Decimal`` never encodes to). Raises ``ValueError`` unless
+    ``text`` is a JSON number."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str) or not _NUMBER.fullmatch(text):
+            raise ValueError(f"not a JSON number: {text!r:.80}")
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
 # A Decimal becomes this marker inside a JSON string, then the marker and its
 # quotes are replaced by the bare digits: json cannot write a number's text.
 _MARK = "\x00"
-_MARKED = re.compile(r'"\\u0000(-?[0-9]+(?:\.[0-9]+)?)\\u0000"')
+_MARKED = re.compile(r'"\\u0000(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\\u0000"')
 
 
 def _decimal_marker(value: object) -> str:
     if isinstance(value, Decimal) and value.is_finite():
         return f"{_MARK}{format(value, 'f')}{_MARK}"
+    if isinstance(value, JsonNumber):
+        return f"{_MARK}{value.text}{_MARK}"
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -163,7 +192,12 @@ def encode(message: Any) -> str:
     """Compact JSON, with every finite ``Decimal`` written as a bare JSON
     number carrying its exact digits (``Decimal("0.50000000")`` ->
     ``0.50000000``, never ``5E-7`` or ``0.5``), as Kraken writes prices and
-    quantities. Raises ``TypeError`` for anything else json cannot encode."""
+    quantities, and every :class:`JsonNumber` as its text. A ``bytes``
+    message is a frame already written (e.g. by :mod:`kraky_anyio.v2.render`):
+    returned as its UTF-8 text. Raises ``TypeError`` for anything else json
+    cannot encode, ``UnicodeDecodeError`` for bytes that are not UTF-8."""
+    if isinstance(message, bytes):
+        return message.decode()
     text = json.dumps(message, separators=(",", ":"), default=_decimal_marker)
     if "\\u0000" not in text:
         return text

@@ -38,6 +38,7 @@ market simulator (or a test) calls, via
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from . import v2_messages as v2
@@ -51,6 +52,7 @@ V2_PATH = v2.V2_PATH
 
 _Key: TypeAlias = tuple[str, str | None]
 _V1_ONLY_ASSETS = frozenset({"XBT", "XDG"})
+_MISSING = object()
 
 
 def _method(request: dict[str, Any]) -> str | None:
@@ -142,20 +144,32 @@ class FakeKrakenV2Session(FakeSessionBase):
         data: Any,
         *,
         type: str = "update",
+        params: Mapping[str, Any] | None = None,
         now: float | None = None,
     ) -> list[Any]:
         """``[{"channel": channel, "type": type, "data": data}]`` if this
-        connection is subscribed to ``(channel, symbol)``, else ``[]`` (and
-        ``[]`` while stalled). ``executions``/``balances`` messages get a
-        ``sequence`` counting from 1. ``data`` is sent as given: a list of
-        per-symbol entries (an object for ``instrument``), numbers as
-        ``Decimal`` to keep their digits. Raises ``ValueError`` for a
-        ``type`` other than ``snapshot``/``update``."""
+        connection is subscribed to ``(channel, symbol)`` with every item of
+        ``params`` among its subscription's (e.g. ``{"depth": 25}``: book
+        subscribers of that depth only), else ``[]`` (and ``[]`` while
+        stalled). ``executions``/``balances`` messages get a ``sequence``
+        counting from 1. ``data`` is sent as given: a list of per-symbol
+        entries (an object for ``instrument``), numbers as ``Decimal`` to keep
+        their digits; or ``bytes``, a whole frame already written (e.g. by
+        :mod:`kraky_anyio.v2.render`), sent as is (``type`` is then the
+        frame's own). Raises ``ValueError`` for a ``type`` other than
+        ``snapshot``/``update``, or a written frame on a sequenced channel."""
         if type not in ("snapshot", "update"):
             raise ValueError(f"type must be 'snapshot' or 'update', not {type!r}")
-        if (channel, symbol) not in self._subscriptions or self.stalled:
+        if isinstance(data, bytes) and channel in v2.SEQUENCED_CHANNELS:
+            raise ValueError(f"a {channel} message needs a sequence: pass its data, not a frame")
+        subscribed = self._subscriptions.get((channel, symbol))
+        if subscribed is None or self.stalled:
+            return []
+        if params and any(subscribed.get(k, _MISSING) != v for k, v in params.items()):
             return []
         self.counters["published"] += 1
+        if isinstance(data, bytes):
+            return self._sent([data], now)
         message: dict[str, Any] = {"channel": channel, "type": type, "data": data}
         if channel in v2.SEQUENCED_CHANNELS:
             self._sequences[channel] += 1
