@@ -9,7 +9,11 @@ where neither kraky_anyio nor anyio is installed.
 
 Kinds: ``null-asyncio``, ``null-trio`` (read the socket and discard the
 bytes: the physical ceiling, flood mode only), ``raw-asyncio``, ``raw-trio``
-(``kraky_anyio.transport.connect_websocket`` + ``json.loads``, no library),
+(websockets' sans-I/O protocol over anyio, i.e. ``connect_websocket(...,
+fast_path=False)``, + ``json.loads``, no library), ``rawfast-asyncio``,
+``rawfast-trio`` (the same with our frame fast path), ``floor-asyncio``,
+``floor-trio`` (our fast path + kraky_anyio's own decoder, msgspec: the least
+any client that parses every message can do here),
 ``kraky_anyio-asyncio``, ``kraky_anyio-trio`` (``open_kraken`` +
 ``conn.messages()``), ``websockets`` (``websockets.asyncio.client`` +
 ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
@@ -232,15 +236,17 @@ class SlowSink:
 # -- clients -------------------------------------------------------------------
 
 
-async def run_raw(url: str, sink: Any) -> None:
-    """kraky_anyio's transport alone: one ``receive_batch`` per socket read and
-    ``json.loads`` per message. The ceiling for anything built on it."""
+async def run_raw(url: str, sink: Any, fast_path: bool, loads: Any = json.loads) -> None:
+    """The raw transport: websockets' sans-I/O protocol over anyio (kraky_anyio's
+    ``connect_websocket(..., fast_path=False)``: every frame parsed by
+    websockets), one ``receive_batch`` per socket read and ``json.loads`` per
+    message -- issue 16's reference. With ``fast_path`` (``rawfast-*``), our
+    frame fast path in front of it: the ceiling for anything built on it."""
     from kraky_anyio.transport import connect_websocket
 
-    ws = await connect_websocket(url)
+    ws = await connect_websocket(url, fast_path=fast_path)
     try:
         await ws.send_text(SUBSCRIBE_FRAME)
-        loads = json.loads
         on = sink.on_message
         if sink.is_async:
             while True:
@@ -605,8 +611,12 @@ def main(argv: list[str] | None = None) -> int:
 
             n = int(parse_qs(urlsplit(args.url).query).get("n", ["10000"])[-1])
             return await run_null(args.url, n)
-        if kind.startswith("raw-"):
-            await run_raw(args.url, sink)
+        if kind.startswith(("raw-", "rawfast-")):
+            await run_raw(args.url, sink, fast_path=kind.startswith("rawfast-"))
+        elif kind.startswith("floor-"):
+            from kraky_anyio.v1.codec import decode
+
+            await run_raw(args.url, sink, fast_path=True, loads=decode)
         elif kind.startswith("kraky_anyio-"):
             await run_kraky_anyio(args.url, sink, args.overflow, args.buffer_size)
         elif kind == "websockets":
@@ -625,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode,
         python=sys.version.split()[0],
     )
-    if kind.startswith(("raw-", "kraky_anyio-", "null-")):
+    if kind.startswith(("raw-", "rawfast-", "floor-", "kraky_anyio-", "null-")):
         import anyio
 
         result = anyio.run(body, backend=backend)

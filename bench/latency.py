@@ -12,7 +12,9 @@ realtime clock is shared by both processes on Linux, so the delay is
 socket + client stack + event loop. The first 5 % of each run (warm-up) is
 left out; the samples of all rounds are pooled.
 
-Clients: raw (``connect_websocket`` + ``json.loads``) on asyncio and trio,
+Clients: raw (websockets' sans-I/O protocol over anyio,
+``connect_websocket(..., fast_path=False)``, + ``json.loads``) and rawfast
+(the same with our frame fast path) on asyncio and trio,
 kraky_anyio on asyncio and trio, websockets, and kraky if its venv exists or
 can be made (what-ifs of throughput.py only when named in ``--clients``).
 Round-robin over ``--repeats`` rounds.
@@ -41,6 +43,8 @@ from _common import (
 CLIENTS = [
     "raw-asyncio",
     "raw-trio",
+    "rawfast-asyncio",
+    "rawfast-trio",
     "kraky_anyio-asyncio",
     "kraky_anyio-trio",
     "websockets",
