@@ -1,15 +1,19 @@
 """``stream --api v2``: every typed v2 message as one compact JSON line.
 
-A v2 message is written as msgspec encodes it: Kraken's wire field names, the
-``channel`` first, every Decimal as a string carrying its exact digits
-(``"0.50000000"``); notices as v1's ``{"notice": name, ...}``.
+A v2 message is written with Kraken's wire field names, the ``channel`` (or
+``method``) first, every Decimal as a plain decimal string with its exact
+digits (``"0.50000000"``, and ``"0.00000000"``, never ``str(d)``'s ``"0E-8"``),
+a response's absent (None) fields left out; notices as v1's
+``{"notice": name, ...}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -18,6 +22,7 @@ import msgspec
 from ..errors import KrakenError
 from ..notices import Notice
 from ..taskgroup import task_group
+from ..v1.codec import json_default
 from ..v2.connection import KrakenV2Connection
 from ..v2.messages import HeartbeatMessage, Response, StatusMessage
 from .args import PROG
@@ -26,14 +31,17 @@ from .state import CommandError, StateTracker, UsageError, enforce_limits
 
 __all__ = ["is_data", "stream_v2", "v2_line"]
 
-_encoder = msgspec.json.Encoder()
-
 
 def v2_line(msg: Any) -> str:
     """One v2 message (or notice) as one compact JSON line."""
     if isinstance(msg, Notice):
         return json_line(msg)
-    return _encoder.encode(msg).decode()
+    # Decimals kept as such, then rendered by json_default (format(d, "f")):
+    # msgspec's own encoder writes str(d), i.e. "0E-8" for 0.00000000.
+    plain = msgspec.to_builtins(msg, builtin_types=(Decimal,))
+    if isinstance(msg, Response):
+        plain = {key: value for key, value in plain.items() if value is not None}
+    return json.dumps(plain, separators=(",", ":"), default=json_default)
 
 
 def is_data(msg: Any) -> bool:
