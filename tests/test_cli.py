@@ -872,3 +872,24 @@ def test_stream_v2_parameter_refused_before_sending_is_a_usage_error(
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("kraky-anyio: error: ") and "interval" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_stream_v2_level3_with_the_key_from_the_environment(
+    server_v2_url: str, token_server: str
+) -> None:
+    """``level3`` needs a token: fetched with the key and secret from the
+    environment, as for v1's private channels, and never printed."""
+    done = subprocess.run(
+        [*CLI, "stream", "level3", "BTC/USD", "--url", server_v2_url, "--count", "1", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_private_env(token_server),
+    )
+    assert done.returncode == 0, done.stderr
+    *_, data = [json.loads(line) for line in done.stdout.splitlines()]
+    assert data["channel"] == "level3" and data["type"] == "snapshot"
+    (entry,) = data["data"]
+    assert entry["symbol"] == "BTC/USD" and entry["bids"] and "order_id" in entry["bids"][0]
+    for secret in (API_KEY, API_SECRET, "tok-cli"):
+        assert secret not in done.stdout + done.stderr
