@@ -49,7 +49,7 @@ def json_line(msg: Any) -> str:
     return json.dumps(msg, separators=(",", ":"), default=json_default)
 
 
-def _endpoint(args: argparse.Namespace, private: bool, default: str | None = None) -> str:
+def endpoint(args: argparse.Namespace, private: bool, default: str | None = None) -> str:
     env: str = args.url or args.env or default or ("production-auth" if private else "production")
     return env
 
@@ -138,7 +138,7 @@ async def stream(args: argparse.Namespace) -> None:
     out, err = sys.stdout, sys.stderr
     data = 0
     async with (
-        connect(_endpoint(args, private), token=token) as conn,
+        connect(endpoint(args, private), token=token) as conn,
         conn.messages() as messages,
         task_group() as tg,
     ):
@@ -165,7 +165,7 @@ async def stream(args: argparse.Namespace) -> None:
 
 async def book(args: argparse.Namespace) -> None:
     if args.api == "v2":
-        async with connect_v2(_endpoint(args, False)) as conn_v2:
+        async with connect_v2(endpoint(args, False)) as conn_v2:
             await watch(
                 conn_v2,
                 args.pair,
@@ -176,7 +176,7 @@ async def book(args: argparse.Namespace) -> None:
                 down_for=args.timeout,
             )
         return
-    async with connect(_endpoint(args, False)) as conn:
+    async with connect(endpoint(args, False)) as conn:
         await watch(
             conn,
             args.pair,
@@ -270,7 +270,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def trade(args: argparse.Namespace) -> None:
     token = token_from_environment()
-    async with connect(_endpoint(args, True), token=token) as conn, task_group() as tg:
+    async with connect(endpoint(args, True), token=token) as conn, task_group() as tg:
         tg.start_soon(enforce_limits, StateTracker(conn), args.max_attempts, args.timeout)
         reply: Any
         if args.action == "add":

@@ -26,7 +26,7 @@ from ..v1.codec import json_default
 from ..v2.connection import KrakenV2Connection
 from ..v2.messages import HeartbeatMessage, Response, StatusMessage
 from .args import PROG
-from .commands import _endpoint, connect_v2, json_line, token_from_environment
+from .commands import connect_v2, endpoint, json_line, token_from_environment
 from .state import CommandError, StateTracker, UsageError, enforce_limits
 
 __all__ = ["is_data", "stream_v2", "v2_line"]
@@ -88,7 +88,7 @@ async def stream_v2(args: argparse.Namespace) -> None:
     out, err = sys.stdout, sys.stderr
     data = 0
     async with (
-        connect_v2(_endpoint(args, False, "level3" if level3 else None), token=token) as conn,
+        connect_v2(endpoint(args, False, "level3" if level3 else None), token=token) as conn,
         conn.messages() as messages,
         task_group() as tg,
     ):
