@@ -29,6 +29,8 @@ import pytest
 from kraky_anyio import Connected, __version__
 from kraky_anyio.cli import RICH_HINT, main
 from kraky_anyio.cli.commands import json_line
+from kraky_anyio.cli.stream_v2 import v2_line
+from kraky_anyio.v2.messages import decode
 
 CLI = [sys.executable, "-m", "kraky_anyio"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -81,36 +83,59 @@ def _stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> tuple[i
     return proc.returncode, (err or b"").decode()
 
 
-def _serve(backend: str = "asyncio") -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    backend: str = "asyncio", api: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``serve``; the process and the two URLs it printed, in their order."""
     port = _free_port()
     proc = _spawn(
-        ["serve", "--port", str(port), "--backend", backend],
+        ["serve", "--port", str(port), "--backend", backend, *(api or [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
     )
     assert proc.stdout is not None
-    url = _read_line(proc.stdout, time.monotonic() + TIMEOUT).strip()
-    assert url == f"ws://127.0.0.1:{port}"
-    return proc, url
+    deadline = time.monotonic() + TIMEOUT
+    first = _read_line(proc.stdout, deadline).strip()
+    second = _read_line(proc.stdout, deadline).strip()
+    return proc, first, second
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    proc, url = _serve()
+def server_urls() -> Iterator[tuple[str, str]]:
+    """One ``serve`` for the module: its v1 and v2 URLs."""
+    proc, url, v2_url = _serve()
     try:
-        yield url
+        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+", url)
+        assert v2_url == f"{url}/v2"
+        yield url, v2_url
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def server_url(server_urls: tuple[str, str]) -> str:
+    return server_urls[0]
+
+
+@pytest.fixture
+def server_v2_url(server_urls: tuple[str, str]) -> str:
+    return server_urls[1]
 
 
 # -- demo ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_demo_runs_for_its_duration_and_shows_a_book(backend: str) -> None:
+@pytest.mark.parametrize(
+    ("backend", "api", "pair"),
+    [("asyncio", [], "BTC/USD"), ("trio", [], "BTC/USD"), ("asyncio", ["--api", "v1"], "XBT/USD")],
+    ids=["v2-default-asyncio", "v2-default-trio", "v1-asyncio"],
+)
+def test_demo_runs_for_its_duration_and_shows_a_book(
+    backend: str, api: list[str], pair: str
+) -> None:
     done = subprocess.run(
-        [*CLI, "demo", "--duration", "2", "--backend", backend],
+        [*CLI, "demo", "--duration", "2", "--backend", backend, *api],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -118,11 +143,12 @@ def test_demo_runs_for_its_duration_and_shows_a_book(backend: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     out = done.stdout
-    assert "kraky-anyio demo" in out and "XBT/USD" in out and "✓ verified" in out
+    assert "kraky-anyio demo" in out and pair in out and "✓ verified" in out
+    assert f"demo · {api[-1] if api else 'v2'} · " in out
     # Ten asks and ten bids: price, volume (8 decimals), cumulative volume.
     assert sum(1 for line in out.splitlines() if _is_level_row(line)) == 20, out
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("XBT/USD book-10: ") and " 0 checksum mismatches" in summary
+    assert summary.startswith(f"{pair} book-10: ") and " 0 checksum mismatches" in summary
 
 
 def _is_level_row(line: str) -> bool:
@@ -198,19 +224,21 @@ class _Terminal:
     [
         (["demo", "--backend", "trio"], signal.SIGINT, 130),
         (
-            ["book", "ETH/USD", "--depth", "25", "--url", "{url}", "--backend", "asyncio"],
+            ["book", "ETH/USD", "--depth", "25", "--url", "{v2_url}", "--backend", "asyncio"],
             signal.SIGTERM,
             143,
         ),
+        (["book", "XBT/USD", "--api", "v1", "--url", "{url}"], signal.SIGINT, 130),
     ],
-    ids=["demo-trio-ctrl-c", "book-asyncio-sigterm"],
+    ids=["demo-trio-ctrl-c", "book-asyncio-sigterm", "book-v1-ctrl-c"],
 )
 def test_live_view_in_a_terminal_stops_on_a_signal(
-    argv: list[str], signum: int, status: int, server_url: str
+    argv: list[str], signum: int, status: int, server_urls: tuple[str, str]
 ) -> None:
     """In a pseudo-terminal the view updates in place, its columns and its
     connection labelled; Ctrl-C exits 130, SIGTERM 143, both after the summary."""
-    term = _Terminal([arg.format(url=server_url) for arg in argv])
+    url, v2_url = server_urls
+    term = _Terminal([arg.format(url=url, v2_url=v2_url) for arg in argv])
     try:
         term.read_until(lambda seen: seen.count("✓ verified") >= 3, "live view")
         code, err, seen = term.stop(signum)
@@ -226,8 +254,8 @@ def test_live_view_in_a_terminal_stops_on_a_signal(
 
 
 def test_book_view_marks_stale_data_when_the_server_dies() -> None:
-    server, url = _serve()
-    term = _Terminal(["book", "XBT/USD", "--url", url])
+    server, _, v2_url = _serve()
+    term = _Terminal(["book", "BTC/USD", "--url", v2_url])
     try:
         term.read_until(lambda seen: "✓ verified" in seen, "verified book")
         server.kill()
@@ -252,7 +280,7 @@ def test_book_view_marks_stale_data_when_the_server_dies() -> None:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_stream_prints_json_lines_and_exits_on_a_broken_pipe(server_url: str, backend: str) -> None:
     proc = _spawn(
-        ["stream", "ticker", "XBT/USD", "--url", server_url, "--backend", backend],
+        ["stream", "ticker", "XBT/USD", "--api", "v1", "--url", server_url, "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
@@ -276,7 +304,7 @@ def test_stream_prints_json_lines_and_exits_on_a_broken_pipe(server_url: str, ba
 
 def test_stream_shows_channel_data_and_stops_on_ctrl_c(server_url: str) -> None:
     proc = _spawn(
-        ["stream", "book", "ETH/USD", "--depth", "25", "--url", server_url],
+        ["stream", "book", "ETH/USD", "--depth", "25", "--api", "v1", "--url", server_url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         bufsize=0,
@@ -298,7 +326,7 @@ def test_stream_shows_channel_data_and_stops_on_ctrl_c(server_url: str) -> None:
 
 def test_stream_rejected_subscription_is_a_one_line_error(server_url: str) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "ohlc", "XBT/USD", "--interval", "7", "--url", server_url],
+        [*CLI, "stream", "ohlc", "XBT/USD", "--interval", "7", "--api", "v1", "--url", server_url],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -312,7 +340,8 @@ def test_stream_rejected_subscription_is_a_one_line_error(server_url: str) -> No
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_serve_stops_on_a_signal(backend: str, signum: int, status: int) -> None:
-    proc, _ = _serve(backend)
+    proc, url, v2_url = _serve(backend, ["--api", "v2"])
+    assert url.endswith("/v2") and v2_url == url.removesuffix("/v2")  # --api v2: v2's first
     code, err = _stop(proc, signum)
     assert code == status, err
     assert "Traceback" not in err
@@ -328,7 +357,7 @@ def _closed_port_url() -> str:
 def test_stream_gives_up_after_max_attempts_with_logged_failures() -> None:
     url = _closed_port_url()
     done = subprocess.run(
-        [*CLI, "stream", "ticker", "XBT/USD", "--url", url, "--max-attempts", "2"],
+        [*CLI, "stream", "ticker", "BTC/USD", "--url", url, "--max-attempts", "2"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -353,7 +382,7 @@ def test_stream_gives_up_after_timeout_quietly_with_log_level_error() -> None:
             *CLI,
             "stream",
             "ticker",
-            "XBT/USD",
+            "BTC/USD",
             "--url",
             url,
             "--timeout",
@@ -374,7 +403,7 @@ def test_stream_gives_up_after_timeout_quietly_with_log_level_error() -> None:
 def test_book_view_shows_the_connection_state_while_it_cannot_connect() -> None:
     url = _closed_port_url()
     done = subprocess.run(
-        [*CLI, "book", "XBT/USD", "--url", url, "--max-attempts", "3"],
+        [*CLI, "book", "BTC/USD", "--url", url, "--max-attempts", "3"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -390,7 +419,7 @@ def test_book_view_shows_the_connection_state_while_it_cannot_connect() -> None:
 def test_book_view_shows_the_next_attempt_and_the_last_error() -> None:
     url = _closed_port_url()
     done = subprocess.run(
-        [*CLI, "book", "XBT/USD", "--url", url, "--max-attempts", "4"],
+        [*CLI, "book", "XBT/USD", "--api", "v1", "--url", url, "--max-attempts", "4"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -407,7 +436,11 @@ def test_book_view_shows_the_next_attempt_and_the_last_error() -> None:
 
 def test_stream_count_and_data_only(server_url: str) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "ticker", "XBT/USD", "--url", server_url, "--count", "3", "--data-only"],
+        [
+            *CLI,
+            *("stream", "ticker", "XBT/USD", "--api", "v1", "--url", server_url),
+            *("--count", "3", "--data-only"),
+        ],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -421,9 +454,9 @@ def test_stream_count_and_data_only(server_url: str) -> None:
     assert "systemStatus" not in done.stdout + done.stderr
 
 
-def test_stream_duration(server_url: str) -> None:
+def test_stream_duration(server_v2_url: str) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "trade", "XBT/USD", "--url", server_url, "--duration", "1"],
+        [*CLI, "stream", "trade", "BTC/USD", "--url", server_v2_url, "--duration", "1"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -434,7 +467,11 @@ def test_stream_duration(server_url: str) -> None:
 
 def test_stream_names_a_refused_pair_and_goes_on_with_the_rest(server_url: str) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "ticker", "XBT/USD", "XBT/FOO", "--url", server_url, "--count", "2"],
+        [
+            *CLI,
+            *("stream", "ticker", "XBT/USD", "XBT/FOO", "--api", "v1", "--url", server_url),
+            *("--count", "2"),
+        ],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -450,7 +487,7 @@ def test_stream_names_a_refused_pair_and_goes_on_with_the_rest(server_url: str) 
 
 def test_stream_fails_when_every_pair_is_refused(server_url: str) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "ticker", "XBT/FOO", "ETH/FOO", "--url", server_url],
+        [*CLI, "stream", "ticker", "XBT/FOO", "ETH/FOO", "--api", "v1", "--url", server_url],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -513,7 +550,7 @@ def test_private_channel_with_the_key_from_the_environment(
     server_url: str, token_server: str
 ) -> None:
     done = subprocess.run(
-        [*CLI, "stream", "openOrders", "--url", server_url, "--count", "1", "-v"],
+        [*CLI, "stream", "openOrders", "--api", "v1", "--url", server_url, "--count", "1", "-v"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -554,7 +591,7 @@ def test_trade_add_and_cancel(server_url: str, token_server: str) -> None:
 def test_private_commands_without_the_key_are_a_usage_error(server_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRAKEN_")}
     done = subprocess.run(
-        [*CLI, "stream", "ownTrades", "--url", server_url],
+        [*CLI, "stream", "ownTrades", "--api", "v1", "--url", server_url],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -594,8 +631,21 @@ def test_private_commands_without_the_key_are_a_usage_error(server_url: str) -> 
         ["stream", "ticker", "XBT/USD", "--max-attempts", "0"],
         ["stream", "ticker", "XBT/USD", "--timeout", "-1"],
         ["stream", "ticker", "XBT/USD", "--count", "0"],
-        ["stream", "ticker", "XBT/USD", "XBT/USD"],
-        ["stream", "ownTrades", "XBT/USD"],
+        ["stream", "ticker", "BTC/USD", "BTC/USD"],
+        ["stream", "ticker", "XBT/USD", "XBT/USD", "--api", "v1"],
+        ["stream", "ownTrades", "XBT/USD", "--api", "v1"],
+        # v2 (the default for stream, book, demo) and --api.
+        ["stream", "ticker", "XBT/USD"],
+        ["book", "XBT/USD"],
+        ["book", "XBT/USD", "--api", "v2"],
+        ["stream", "spread", "BTC/USD"],
+        ["stream", "instrument", "BTC/USD"],
+        ["stream", "book"],
+        ["stream", "instrument", "--api", "v1"],
+        ["stream", "ticker", "BTC/USD", "--env", "level3", "--api", "v1"],
+        ["stream", "ownTrades"],
+        ["trade", "--api", "v2", "cancel-all"],
+        ["demo", "--api", "v3"],
         ["trade", "add", "--pair", "XBT/USD", "--type", "buy", "--volume", "1"],
         ["trade", "cancel"],
         ["demo", "--log-level", "loud"],
@@ -622,7 +672,7 @@ def test_bad_arguments_in_a_process() -> None:
 def test_bad_urls_in_a_process_are_one_line_before_connecting() -> None:
     for url in ("ws://", "ws://127.0.0.1:notaport"):
         done = subprocess.run(
-            [*CLI, "stream", "ticker", "XBT/USD", "--url", url],
+            [*CLI, "stream", "ticker", "BTC/USD", "--url", url],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -632,8 +682,19 @@ def test_bad_urls_in_a_process_are_one_line_before_connecting() -> None:
         assert done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("opener", "argv"),
+    [
+        ("open_kraken", ["stream", "ticker", "XBT/USD", "--api", "v1"]),
+        ("open_kraken_v2", ["stream", "ticker", "BTC/USD"]),
+    ],
+    ids=["v1", "v2"],
+)
 def test_an_option_open_kraken_refuses_is_a_usage_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    opener: str,
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Whatever ``open_kraken`` refuses at entry (ValueError/TypeError) is
     one line and exit 2, not an error from inside the session."""
@@ -642,10 +703,10 @@ def test_an_option_open_kraken_refuses_is_a_usage_error(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("not a WebSocket URL: 'ws://x'")
 
-    monkeypatch.setattr(commands, "open_kraken", refuse)
+    monkeypatch.setattr(commands, opener, refuse)
     logger = logging.getLogger("kraky_anyio")
     before = (logger.level, list(logger.handlers))
-    assert main(["stream", "ticker", "XBT/USD", "--url", "ws://x"]) == 2
+    assert main([*argv, "--url", "ws://x"]) == 2
     assert capsys.readouterr().err == "kraky-anyio: error: not a WebSocket URL: 'ws://x'\n"
     assert (logger.level, logger.handlers) == before  # main's logging setup undone
 
@@ -665,7 +726,9 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(command in out for command in ("demo", "stream", "book", "serve", "trade"))
 
 
-@pytest.mark.parametrize("command", [["demo"], ["book", "XBT/USD"]])
+@pytest.mark.parametrize(
+    "command", [["demo"], ["book", "BTC/USD"], ["book", "XBT/USD", "--api", "v1"]]
+)
 def test_missing_rich_prints_the_hint(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -682,3 +745,151 @@ def test_json_lines() -> None:
     assert json_line([1, {"x": Decimal("0.10")}, "ticker", "XBT/USD"]) == (
         '[1,{"x":"0.10"},"ticker","XBT/USD"]'
     )
+
+
+def test_v2_lines_keep_the_exact_digits() -> None:
+    frame = (
+        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":'
+        '[{"price":27000.5,"qty":0.00000000}],"asks":[],"checksum":7}]}'
+    )
+    assert v2_line(decode(frame)) == (
+        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":'
+        '[{"price":"27000.5","qty":"0.00000000"}],"asks":[],"checksum":7,"timestamp":null}]}'
+    )
+    # A response: its absent fields are left out.
+    ack = '{"method":"pong","req_id":3,"time_in":"t0","time_out":"t1"}'
+    assert v2_line(decode(ack)) == ack
+
+
+# -- v2, the default for stream and book --------------------------------------------
+
+
+def test_stream_v2_prints_typed_messages_as_json_lines(server_v2_url: str) -> None:
+    done = subprocess.run(
+        [
+            *CLI,
+            "stream",
+            "book",
+            "BTC/USD",
+            "--depth",
+            "25",
+            "--url",
+            server_v2_url,
+            "--count",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {
+        "notice": "Connected",
+        "generation": 1,
+        "url": server_v2_url,
+        "replayed": 0,
+    }
+    assert lines[1]["channel"] == "status" and lines[1]["data"][0]["system"] == "online"
+    acks = [line for line in lines if line.get("method") == "subscribe"]
+    assert acks and acks[0]["success"] is True and acks[0]["result"]["symbol"] == "BTC/USD"
+    snapshot, *updates = [line for line in lines if line.get("channel") == "book"]
+    assert len(updates) == 2 and snapshot["type"] == "snapshot"
+    assert all(update["type"] == "update" for update in updates)
+    (entry,) = snapshot["data"]
+    assert entry["symbol"] == "BTC/USD" and len(entry["asks"]) == 25
+    # Prices and quantities as exact decimal strings, at the pair's precision.
+    assert all(re.fullmatch(r"\d+\.\d", level["price"]) for level in entry["asks"])
+    assert all(re.fullmatch(r"\d+\.\d{8}", level["qty"]) for level in entry["bids"])
+
+
+def test_stream_v2_data_only_and_a_refused_symbol(server_v2_url: str) -> None:
+    done = subprocess.run(
+        [
+            *CLI,
+            *("stream", "ticker", "BTC/USD", "ETH/FOO", "--url", server_v2_url),
+            *("--count", "2", "--data-only"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 2 and all(line["channel"] == "ticker" for line in lines)
+    assert {entry["symbol"] for line in lines for entry in line["data"]} == {"BTC/USD"}
+    # The Connected notice and the warning, written by two tasks (either order).
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("kraky-anyio:")]
+    assert warnings == [
+        "kraky-anyio: warning: ETH/FOO: Currency pair not supported ETH/FOO "
+        "(streaming the other symbols)"
+    ]
+    notices = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [notice["notice"] for notice in notices] == ["Connected"]
+
+
+def test_stream_v2_fails_when_every_symbol_is_refused(server_v2_url: str) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "ticker", "BTC/FOO", "ETH/FOO", "--url", server_v2_url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "BTC/FOO: Currency pair not supported BTC/FOO" in done.stderr
+    assert "ETH/FOO: Currency pair not supported ETH/FOO" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["stream", "ticker", "XBT/USD"],
+            "v2 spells bitcoin BTC: BTC/USD, not XBT/USD (or use --api v1)",
+        ),
+        (["book", "XBT/EUR"], "v2 spells bitcoin BTC: BTC/EUR, not XBT/EUR (or use --api v1)"),
+        (["stream", "openOrders"], "v2 trading is not in the CLI yet; use --api v1"),
+        (["trade", "--api", "v2", "cancel-all"], "v2 trading is not in the CLI yet; use --api v1"),
+    ],
+)
+def test_v2_refusals_in_a_process_are_one_line(argv: list[str], message: str) -> None:
+    done = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 2
+    assert done.stderr == f"kraky-anyio: error: {message}\n"
+    assert done.stdout == ""
+
+
+def test_stream_v2_parameter_refused_before_sending_is_a_usage_error(
+    server_v2_url: str,
+) -> None:
+    done = subprocess.run(
+        [*CLI, "stream", "ohlc", "BTC/USD", "--interval", "7", "--url", server_v2_url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("kraky-anyio: error: ") and "interval" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_stream_v2_level3_with_the_key_from_the_environment(
+    server_v2_url: str, token_server: str
+) -> None:
+    """``level3`` needs a token: fetched with the key and secret from the
+    environment, as for v1's private channels, and never printed."""
+    done = subprocess.run(
+        [*CLI, "stream", "level3", "BTC/USD", "--url", server_v2_url, "--count", "1", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_private_env(token_server),
+    )
+    assert done.returncode == 0, done.stderr
+    *_, data = [json.loads(line) for line in done.stdout.splitlines()]
+    assert data["channel"] == "level3" and data["type"] == "snapshot"
+    (entry,) = data["data"]
+    assert entry["symbol"] == "BTC/USD" and entry["bids"] and "order_id" in entry["bids"][0]
+    for secret in (API_KEY, API_SECRET, "tok-cli"):
+        assert secret not in done.stdout + done.stderr

@@ -1,12 +1,15 @@
 """``kraky-anyio``: the command line (also ``python -m kraky_anyio``).
 
 * ``demo``: the fake exchange and its simulated market in-process, and a live
-  checksum-verified book of XBT/USD drawn in the terminal.
+  checksum-verified book of BTC/USD (v1: XBT/USD) drawn in the terminal.
 * ``stream CHANNEL [PAIR...]``: every message as one JSON line.
 * ``book PAIR``: the live book view against any endpoint.
-* ``trade add|cancel|cancel-all``: orders, with the API key and secret read
-  from ``KRAKEN_API_KEY`` / ``KRAKEN_API_SECRET``.
-* ``serve``: the simulated exchange as a server, for other programs.
+* ``trade add|cancel|cancel-all``: orders (v1), with the API key and secret
+  read from ``KRAKEN_API_KEY`` / ``KRAKEN_API_SECRET``.
+* ``serve``: the simulated exchange as a server (v1 on ``/``, v2 on ``/v2``).
+
+``demo``, ``stream`` and ``book`` speak Kraken's v2 API unless ``--api v1``;
+trading and v1's private channels are v1-only for now (``--api v2``: exit 2).
 
 Exit status: 0 done, 1 error (one line on stderr), 2 bad arguments, 130 on
 Ctrl-C, 143 on SIGTERM (both after a clean shutdown and the summary). The

@@ -12,10 +12,18 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..book import DEPTHS
 from ..protocol import ENVIRONMENTS
+from ..v2.connection import ENVIRONMENTS as V2_ENVIRONMENTS
 
 PROG = "kraky-anyio"
 PUBLIC_CHANNELS = ("ticker", "trade", "spread", "book", "ohlc")
 PRIVATE_CHANNELS = ("ownTrades", "openOrders")
+#: Kraken's v2 channel names the CLI streams (``instrument`` takes no symbols;
+#: ``level3`` needs a token, read from the environment as for private data).
+V2_CHANNELS = ("ticker", "trade", "book", "ohlc", "instrument", "level3")
+V2_SYMBOLLESS = ("instrument",)
+APIS = ("v1", "v2")
+#: The one-line refusal of trading and private channels on v2 (a later issue).
+V2_TRADING = "v2 trading is not in the CLI yet; use --api v1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -98,12 +106,17 @@ def _common(sub: Parser) -> None:
     )
 
 
+def _api(sub: Parser, default: str | None, help: str) -> None:
+    sub.add_argument("--api", choices=APIS, default=default, help=help)
+
+
 def _endpoint(sub: Parser) -> None:
     where = sub.add_mutually_exclusive_group()
     where.add_argument(
         "--env",
-        choices=tuple(ENVIRONMENTS),
-        help="Kraken environment (default: production, production-auth for private data)",
+        choices=tuple(dict.fromkeys((*ENVIRONMENTS, *V2_ENVIRONMENTS))),
+        help="Kraken environment (default: production, production-auth for private data; "
+        "v2 only: beta-auth, level3)",
     )
     where.add_argument("--url", type=ws_url, help="a ws:// or wss:// URL instead")
     sub.add_argument(
@@ -123,7 +136,8 @@ def _endpoint(sub: Parser) -> None:
 def parser() -> Parser:
     root = Parser(
         prog=PROG,
-        description="Kraken Spot WebSocket v1 client on anyio: watch, stream, trade or simulate.",
+        description="Kraken Spot WebSocket client (v2 and v1) on anyio: watch, stream, trade "
+        "or simulate.",
         epilog="Exit status: 0 done, 1 error, 2 bad arguments, 130 Ctrl-C, 143 SIGTERM.",
     )
     root.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -135,6 +149,7 @@ def parser() -> Parser:
         return sub
 
     demo = add("demo", "a live, checksum-verified book on a simulated exchange, in-process")
+    _api(demo, "v2", "Kraken API version to speak (default: v2)")
     demo.add_argument("--seed", type=int, default=0, help="market seed (default: 0)")
     demo.add_argument("--duration", type=positive, help="stop after SECONDS (default: Ctrl-C)")
     demo.add_argument(
@@ -147,11 +162,15 @@ def parser() -> Parser:
     stream = add("stream", "print every message of a subscription as one JSON line")
     stream.add_argument(
         "channel",
-        choices=PUBLIC_CHANNELS + PRIVATE_CHANNELS,
-        help="a public channel (needs pairs) or a private one (no pairs; needs "
-        "KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment)",
+        choices=tuple(dict.fromkeys(V2_CHANNELS + PUBLIC_CHANNELS + PRIVATE_CHANNELS)),
+        help="v2: ticker, trade, book, ohlc (need symbols), instrument (none), level3 "
+        "(needs KRAKEN_API_KEY and KRAKEN_API_SECRET); v1: ticker, trade, spread, book, "
+        "ohlc (need pairs), ownTrades, openOrders (private: no pairs, the key and secret)",
     )
-    stream.add_argument("pairs", nargs="*", type=pair, metavar="PAIR", help="e.g. XBT/USD")
+    stream.add_argument(
+        "pairs", nargs="*", type=pair, metavar="PAIR", help="e.g. BTC/USD (v1: XBT/USD)"
+    )
+    _api(stream, "v2", "Kraken API version to speak (default: v2)")
     _endpoint(stream)
     stream.add_argument("--depth", type=int, choices=DEPTHS, default=10, help="book depth")
     stream.add_argument("--interval", type=int, default=1, help="ohlc interval in minutes")
@@ -166,7 +185,8 @@ def parser() -> Parser:
     )
 
     book = add("book", "a live, checksum-verified book of PAIR")
-    book.add_argument("pair", type=pair, metavar="PAIR", help="e.g. XBT/USD")
+    book.add_argument("pair", type=pair, metavar="PAIR", help="e.g. BTC/USD (v1: XBT/USD)")
+    _api(book, "v2", "Kraken API version to speak (default: v2)")
     book.add_argument("--depth", type=int, choices=DEPTHS, default=10, help="book depth")
     book.add_argument("--duration", type=positive, help="stop after SECONDS (default: Ctrl-C)")
     _endpoint(book)
@@ -175,6 +195,7 @@ def parser() -> Parser:
         "trade",
         "place or cancel orders (KRAKEN_API_KEY and KRAKEN_API_SECRET from the environment)",
     )
+    _api(trade, "v1", "Kraken API version (only v1 for now)")
     _endpoint(trade)
     actions = trade.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_order: Parser = actions.add_parser("add", help="place one order; prints the reply")
@@ -191,6 +212,12 @@ def parser() -> Parser:
     actions.add_parser("cancel-all", help="cancel every open order")
 
     serve = add("serve", "run the simulated exchange as a server until Ctrl-C")
+    _api(
+        serve,
+        None,
+        "both are served (v1 on /, v2 on /v2); the URL of this one is printed first "
+        "(default: v1's)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=port, default=0, help="TCP port (default: a free one)")
     serve.add_argument("--seed", type=int, default=0, help="market seed (default: 0)")
@@ -212,15 +239,52 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv``; exits 2 with one line for anything argparse alone cannot check."""
     root = parser()
     args = root.parse_args(argv)
-    if args.command == "stream":
+    api = getattr(args, "api", None)
+    if args.command == "trade" and api == "v2":
+        root.exit(2, f"{PROG}: error: {V2_TRADING}\n")
+    if args.command == "stream" and api == "v2":
+        _check_v2_stream(root, args)
+    elif args.command == "stream":
         private = args.channel in PRIVATE_CHANNELS
+        if args.channel not in PUBLIC_CHANNELS + PRIVATE_CHANNELS:
+            root.error(f"{args.channel} is a v2 channel: use --api v2")
         if private and args.pairs:
             root.error(f"{args.channel} is private and takes no pairs")
         if not private and not args.pairs:
             root.error(f"{args.channel} needs at least one PAIR")
-        if len(set(args.pairs)) != len(args.pairs):
-            root.error("a pair is given twice")
+    if args.command == "stream" and len(set(args.pairs)) != len(args.pairs):
+        root.error("a pair is given twice")
+    if args.command == "book" and api == "v2":
+        _check_v2_symbols(root, [args.pair])
+    if args.command in ("stream", "book") and args.env is not None:
+        names = V2_ENVIRONMENTS if api == "v2" else ENVIRONMENTS
+        if args.env not in names:
+            root.error(f"--env {args.env} is {'v1' if api == 'v2' else 'v2'} only")
     limit = args.command == "trade" and args.action == "add" and args.ordertype == "limit"
     if limit and args.price is None:
         root.error("a limit order needs --price")
     return args
+
+
+def _check_v2_stream(root: Parser, args: argparse.Namespace) -> None:
+    if args.channel in PRIVATE_CHANNELS:
+        root.exit(2, f"{PROG}: error: {V2_TRADING}\n")
+    if args.channel not in V2_CHANNELS:
+        v2_names = ", ".join(V2_CHANNELS)
+        root.error(f"{args.channel} is a v1 channel: use --api v1 (v2 has {v2_names})")
+    if args.channel in V2_SYMBOLLESS and args.pairs:
+        root.error(f"{args.channel} takes no symbols")
+    if args.channel not in V2_SYMBOLLESS and not args.pairs:
+        root.error(f"{args.channel} needs at least one symbol, e.g. BTC/USD")
+    _check_v2_symbols(root, args.pairs)
+
+
+def _check_v2_symbols(root: Parser, symbols: list[str]) -> None:
+    """v2 spells bitcoin ``BTC``: an ``XBT`` symbol is refused with the fix."""
+    for symbol in symbols:
+        if "XBT" in symbol.split("/"):
+            fixed = "/".join("BTC" if part == "XBT" else part for part in symbol.split("/"))
+            root.exit(
+                2,
+                f"{PROG}: error: v2 spells bitcoin BTC: {fixed}, not {symbol} (or use --api v1)\n",
+            )

@@ -23,6 +23,8 @@ from ..notices import Notice
 from ..options import TokenProvider
 from ..taskgroup import task_group
 from ..v1.codec import json_default
+from ..v2.connection import KrakenV2Connection
+from ..v2.connection import open_kraken as open_kraken_v2
 from .args import PRIVATE_CHANNELS, PROG
 from .state import CommandError, StateTracker, UsageError, enforce_limits
 from .view import watch
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ..testing.server import FakeKrakenServer
 
 DEMO_PAIR = "XBT/USD"
+DEMO_SYMBOL = "BTC/USD"  # the same pair, v2 spelling
 #: The environment variables the private commands read (and never print).
 KEY_VARIABLE, SECRET_VARIABLE = "KRAKEN_API_KEY", "KRAKEN_API_SECRET"
 #: Optional: another REST server for the token (tests point it at a fake one).
@@ -46,8 +49,8 @@ def json_line(msg: Any) -> str:
     return json.dumps(msg, separators=(",", ":"), default=json_default)
 
 
-def _endpoint(args: argparse.Namespace, private: bool) -> str:
-    env: str = args.url or args.env or ("production-auth" if private else "production")
+def endpoint(args: argparse.Namespace, private: bool, default: str | None = None) -> str:
+    env: str = args.url or args.env or default or ("production-auth" if private else "production")
     return env
 
 
@@ -81,6 +84,17 @@ async def connect(connection_env: str, **options: Any) -> AsyncIterator[KrakenCo
         yield conn
 
 
+@asynccontextmanager
+async def connect_v2(connection_env: str, **options: Any) -> AsyncIterator[KrakenV2Connection]:
+    """:func:`connect` for ``v2.open_kraken``."""
+    async with AsyncExitStack() as stack:
+        try:
+            conn = await stack.enter_async_context(open_kraken_v2(connection_env, **options))
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+        yield conn
+
+
 # -- stream -----------------------------------------------------------------
 
 
@@ -109,6 +123,11 @@ async def _subscribe(
 
 
 async def stream(args: argparse.Namespace) -> None:
+    if args.api == "v2":
+        from .stream_v2 import stream_v2
+
+        await stream_v2(args)
+        return
     private = args.channel in PRIVATE_CHANNELS
     subscription: dict[str, Any] = {"name": args.channel}
     if args.channel == "book":
@@ -119,7 +138,7 @@ async def stream(args: argparse.Namespace) -> None:
     out, err = sys.stdout, sys.stderr
     data = 0
     async with (
-        connect(_endpoint(args, private), token=token) as conn,
+        connect(endpoint(args, private), token=token) as conn,
         conn.messages() as messages,
         task_group() as tg,
     ):
@@ -145,7 +164,19 @@ async def stream(args: argparse.Namespace) -> None:
 
 
 async def book(args: argparse.Namespace) -> None:
-    async with connect(_endpoint(args, False)) as conn:
+    if args.api == "v2":
+        async with connect_v2(endpoint(args, False)) as conn_v2:
+            await watch(
+                conn_v2,
+                args.pair,
+                args.depth,
+                f"{PROG} · {conn_v2.url}",
+                duration=args.duration,
+                max_attempts=args.max_attempts,
+                down_for=args.timeout,
+            )
+        return
+    async with connect(endpoint(args, False)) as conn:
         await watch(
             conn,
             args.pair,
@@ -157,10 +188,13 @@ async def book(args: argparse.Namespace) -> None:
         )
 
 
-async def _faults(server: FakeKrakenServer, sim: MarketSimulator, every: float) -> None:
+async def _faults(server: FakeKrakenServer, sim: MarketSimulator, every: float, api: str) -> None:
     while True:
         await anyio.sleep(every)
-        sim.corrupt_next_checksum(DEMO_PAIR)
+        if api == "v2":
+            sim.corrupt_next_v2_checksum(DEMO_SYMBOL)
+        else:
+            sim.corrupt_next_checksum(DEMO_PAIR)
         await anyio.sleep(every)
         await server.drop()
 
@@ -173,15 +207,21 @@ async def demo(args: argparse.Namespace) -> None:
     # times read like today's; it then moves by the market's steps.
     sim = MarketSimulator(seed=args.seed, start_time=int(time.time()))
     async with (
-        open_fake_kraken(pairs=sim.pairs, snapshot_provider=sim.snapshot) as server,
+        open_fake_kraken(
+            pairs=sim.pairs, snapshot_provider=sim.snapshot, v2_snapshot_provider=sim.v2_snapshot
+        ) as server,
         task_group() as tg,
     ):
         tg.start_soon(run_market, server, sim)
         if args.faults:
-            tg.start_soon(_faults, server, sim, args.faults)
-        title = f"{PROG} demo · simulated exchange and clock · seed {args.seed}"
-        async with connect(server.url) as conn:
-            await watch(conn, DEMO_PAIR, 10, title, duration=args.duration, simulated=True)
+            tg.start_soon(_faults, server, sim, args.faults, args.api)
+        title = f"{PROG} demo · {args.api} · simulated exchange and clock · seed {args.seed}"
+        if args.api == "v2":
+            async with connect_v2(server.v2_url) as conn_v2:
+                await watch(conn_v2, DEMO_SYMBOL, 10, title, duration=args.duration, simulated=True)
+        else:
+            async with connect(server.url) as conn:
+                await watch(conn, DEMO_PAIR, 10, title, duration=args.duration, simulated=True)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -207,11 +247,18 @@ async def serve(args: argparse.Namespace) -> None:
         task_group() as tg,
     ):
         tg.start_soon(functools.partial(run_market, server, sim, interval=args.step))
-        print(server.url, flush=True)  # v2 on server.v2_url: the same, path /v2
+        # Both APIs are served; --api only orders the two URL lines (v1's
+        # first by default: scripts written before v2 read the first line).
+        urls = {"v1": server.url, "v2": server.v2_url}
+        first = args.api or "v1"
+        order = (first, "v2" if first == "v1" else "v1")
+        for api in order:
+            print(urls[api], flush=True)
         print(
-            f"{PROG}: simulated exchange with {', '.join(sim.pairs)} (seed {args.seed}) "
-            f"on the URL above (v1; v2 on {server.v2_url}), orders accepted with any "
-            "token; Ctrl-C to stop",
+            f"{PROG}: simulated exchange with {', '.join(sim.pairs)} "
+            f"(v2: {', '.join(sim.symbols)}; seed {args.seed}): {order[0]} on "
+            f"{urls[order[0]]}, {order[1]} on {urls[order[1]]}; orders (v1) accepted "
+            "with any token; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
@@ -223,7 +270,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def trade(args: argparse.Namespace) -> None:
     token = token_from_environment()
-    async with connect(_endpoint(args, True), token=token) as conn, task_group() as tg:
+    async with connect(endpoint(args, True), token=token) as conn, task_group() as tg:
         tg.start_soon(enforce_limits, StateTracker(conn), args.max_attempts, args.timeout)
         reply: Any
         if args.action == "add":

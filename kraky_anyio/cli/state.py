@@ -10,6 +10,10 @@ import anyio
 
 from ..connection import KrakenConnection
 from ..status import ConnectionStatus
+from ..v2.connection import KrakenV2Connection
+
+#: A v1 or a v2 connection: both have ``status``, ``url`` and ``stats``.
+AnyConnection = KrakenConnection | KrakenV2Connection
 
 #: How often the limits are checked (seconds).
 POLL = 0.1
@@ -27,7 +31,7 @@ class StateTracker:
     """Reads the connection's :class:`~kraky_anyio.ConnectionStatus` for the
     views and the limits."""
 
-    def __init__(self, conn: KrakenConnection) -> None:
+    def __init__(self, conn: AnyConnection) -> None:
         self.conn = conn
 
     def read(self) -> ConnectionStatus:

@@ -11,13 +11,14 @@ from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
 from ..connection import KrakenConnection
 from ..taskgroup import task_group
-from .state import StateTracker, describe, enforce_limits, wall_clock
+from ..v2.messages import TickerMessage, TradeMessage
+from .state import AnyConnection, StateTracker, describe, enforce_limits, wall_clock
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -28,12 +29,37 @@ if TYPE_CHECKING:
 FPS = 10
 
 
+class TickerLine(NamedTuple):
+    """What the view shows of a ticker, from v1 or v2 alike."""
+
+    last: Decimal
+    change_pct: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+
+
+class TradeRow(NamedTuple):
+    """One trade as the view shows it, from v1 or v2 alike."""
+
+    price: Decimal
+    volume: str
+    clock: str
+    buy: bool
+
+
+def _v1_ticker(t: dict[str, Any]) -> TickerLine:
+    last, open_24h = Decimal(t["c"][0]), Decimal(t["o"][1])
+    change = (last - open_24h) / open_24h * 100 if open_24h else Decimal(0)
+    return TickerLine(last, change, Decimal(t["h"][1]), Decimal(t["l"][1]), Decimal(t["v"][1]))
+
+
 class View:
     """Ticker and trades of one pair, gathered from a message stream, and the
     frame that shows them with the live book and the connection's state."""
 
     def __init__(
-        self, conn: KrakenConnection, pair: str, depth: int, title: str, *, simulated: bool = False
+        self, conn: AnyConnection, pair: str, depth: int, title: str, *, simulated: bool = False
     ) -> None:
         self.conn = conn
         self.pair = pair
@@ -43,19 +69,33 @@ class View:
         self.title = title
         self.simulated = simulated
         self.tracker = StateTracker(conn)
-        self.ticker: dict[str, Any] | None = None
-        self.trades: deque[list[Any]] = deque(maxlen=12)
+        self.ticker: TickerLine | None = None
+        self.trades: deque[TradeRow] = deque(maxlen=12)
         #: anyio time the book was last seen verified (None: never yet).
         self.verified_at: float | None = None
 
     async def collect(self, messages: Any) -> None:
+        """Keep the latest ticker and the last trades from ``messages`` (v1
+        lists or v2 typed messages); returns when the stream ends."""
         async for msg in messages:
-            if not isinstance(msg, list):
+            if isinstance(msg, TickerMessage):
+                t = msg.data[-1]
+                self.ticker = TickerLine(t.last, t.change_pct, t.high, t.low, t.volume)
+            elif isinstance(msg, TradeMessage):
+                self.trades.extend(
+                    # ISO time "2026-12-01T17:20:21.123456Z": the clock is [11:19].
+                    TradeRow(tr.price, format(tr.qty, "f"), tr.timestamp[11:19], tr.side == "buy")
+                    for tr in msg.data
+                )
+            elif not isinstance(msg, list):
                 continue
-            if msg[-2] == "ticker":
-                self.ticker = msg[1]
+            elif msg[-2] == "ticker":
+                self.ticker = _v1_ticker(msg[1])
             elif msg[-2] == "trade":
-                self.trades.extend(msg[1])
+                self.trades.extend(
+                    TradeRow(Decimal(price), volume, _clock(when), side == "b")
+                    for price, volume, when, side, *_ in msg[1]
+                )
 
     def counts(self) -> tuple[int, int, int, int]:
         """Verified updates, checksum mismatches, resyncs, reconnects."""
@@ -113,11 +153,11 @@ class View:
         for name in (clock, "side", "price", "volume"):
             trades.add_column(name, justify="right" if name in ("price", "volume") else "left")
         recent = list(reversed(self.trades))
-        trade_prices = _aligned([Decimal(trade[0]) for trade in recent])
-        for (_, volume, when, side, _type, _misc), price in zip(recent, trade_prices, strict=True):
-            buy = side == "b"
-            style = ("green" if buy else "red") if fresh else "dim"
-            trades.add_row(_clock(when), "buy" if buy else "sell", price, volume, style=style)
+        trade_prices = _aligned([trade.price for trade in recent])
+        for trade, price in zip(recent, trade_prices, strict=True):
+            style = ("green" if trade.buy else "red") if fresh else "dim"
+            side = "buy" if trade.buy else "sell"
+            trades.add_row(trade.clock, side, price, trade.volume, style=style)
 
         grid = Table.grid(padding=(0, 4))
         grid.add_row(Group(ask_table, spread_line, bid_table), trades)
@@ -151,9 +191,8 @@ class View:
         t = self.ticker
         if t is None:
             return Text(f"{self.pair}  waiting for the ticker…", style="dim")
-        last, open_24h = Decimal(t["c"][0]), Decimal(t["o"][1])
-        change = (last - open_24h) / open_24h * 100 if open_24h else Decimal(0)
-        last_s, high, low = _aligned([last, Decimal(t["h"][1]), Decimal(t["l"][1])])
+        change = t.change_pct
+        last_s, high, low = _aligned([t.last, t.high, t.low])
         return Text.assemble(
             (self.pair, "bold"),
             "  last ",
@@ -164,7 +203,7 @@ class View:
             (" low ", "dim"),
             low,
             (" vol ", "dim"),
-            f"{Decimal(t['v'][1]):.2f}",
+            f"{t.volume:.2f}",
         )
 
 
@@ -185,7 +224,7 @@ def _clock(when: str) -> str:
 
 
 async def watch(
-    conn: KrakenConnection,
+    conn: AnyConnection,
     pair: str,
     depth: int,
     title: str,
@@ -202,15 +241,22 @@ async def watch(
     from rich.live import Live
 
     console = Console()
-    channels = conn.messages(channel=["ticker", "trade"], pair=pair)
+    if isinstance(conn, KrakenConnection):
+        channels = conn.messages(channel=["ticker", "trade"], pair=pair)
+    else:
+        channels = conn.messages(channel=["ticker", "trade"], symbol=pair)
     view = View(conn, pair, depth, title, simulated=simulated)
 
     async def keep_book() -> None:
         # In a task: the view draws the connection's state while it connects.
         async with conn.book(pair, depth) as book:
             view.book = book
-            await conn.subscribe({"name": "ticker"}, [pair])
-            await conn.subscribe({"name": "trade"}, [pair])
+            if isinstance(conn, KrakenConnection):
+                await conn.subscribe({"name": "ticker"}, [pair])
+                await conn.subscribe({"name": "trade"}, [pair])
+            else:
+                await conn.subscribe("ticker", [pair])
+                await conn.subscribe("trade", [pair])
             await anyio.sleep_forever()
 
     async with channels, task_group() as tg:
