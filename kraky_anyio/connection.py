@@ -27,19 +27,15 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from .errors import KrakyError
-from .fanout import Fanout, MessageStream, Overflow, make_filter
+from .facade import ConnectionBase
+from .fanout import MessageStream, Overflow, make_filter
 from .live_book import LiveBook, ResyncPolicy, open_book
 from .options import ConnectionOptions, resolve_url
 from .orders import OrderMethods
-from .shell import Shell
-from .stats import Stats
-from .status import ConnectionStatus
-from .taskgroup import task_group
 from .v1.protocol import KrakenProtocol
 
 
-class KrakenConnection(OrderMethods):
+class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
     """One logical connection to Kraken, kept alive across sockets.
 
     Create it with :func:`open_kraken`. Its methods may be called from any task
@@ -47,68 +43,18 @@ class KrakenConnection(OrderMethods):
     """
 
     def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
-        self.url = url
-        self.options = options if options is not None else ConnectionOptions()
-        self._protocol = KrakenProtocol()
-        self._fanout = Fanout(self._protocol.stats, self.options.buffer_size, self.options.overflow)
-        self._shell = Shell(url, self.options, self._protocol, self._fanout)
+        super().__init__(url, options, KrakenProtocol())
 
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        return f"<KrakenConnection {self.url} {state} generation={self.generation}>"
-
-    # -- public state ------------------------------------------------------
-
-    @property
-    def reply_timeout(self) -> float:
-        return self.options.reply_timeout
-
-    @property
-    def stats(self) -> Stats:
-        """Counters of frames, errors, reconnects and consumers (read-only use)."""
-        return self._protocol.stats
-
-    @property
-    def status(self) -> ConnectionStatus:
-        """Where the connection is now (state, attempts, backoff, last error)."""
-        return self._shell.status
-
-    @property
-    def connected(self) -> bool:
-        """True while a socket is open and its replay has been sent."""
-        return self._shell.connected
-
-    @property
-    def generation(self) -> int:
-        """How many sockets have been opened so far (the current one's number)."""
-        return self._shell.generation
+    # -- public state (the rest is ConnectionBase's) -------------------------
 
     @property
     def system_status(self) -> str | None:
         """The last ``systemStatus`` status Kraken sent, or None."""
         return self._protocol.system_status
 
-    @property
-    def protocol(self) -> KrakenProtocol:
-        """The sans-I/O protocol state (registry, pending requests)."""
-        return self._protocol
-
-    @property
-    def consumers(self) -> int:
-        """How many message streams (``messages()``, books) are open."""
-        return self._fanout.consumers
-
     def live_subscriptions(self) -> list[tuple[dict[str, Any], str | None]]:
         """``(subscription, pair)`` for every live entry: what a reconnect replays."""
         return [(dict(e.subscription), e.pair) for e in self._protocol.subscriptions.live()]
-
-    async def wait_connected(self) -> None:
-        """Wait until a socket is open and live subscriptions were replayed.
-
-        Not bounded in time: wrap it in ``anyio.fail_after`` to give up.
-        Raises ``KrakyError("the connection is closed ...")`` once the block
-        is left (also if it was waiting then)."""
-        await self._shell.wait_connected()
 
     # -- consumers ---------------------------------------------------------
 
@@ -141,27 +87,6 @@ class KrakenConnection(OrderMethods):
         other than 10, 25, 100, 500, 1000. ``policy`` paces repeated resyncs
         (default :class:`ResyncPolicy`)."""
         return open_book(self, pair, depth, notify=self._fanout.publish_nowait, policy=policy)
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[KrakenConnection]:
-        """Run the connection's tasks for the ``async with`` block (what
-        :func:`open_kraken` does after checking its arguments). Once only."""
-        shell = self._shell
-        if shell.closing or shell.started:
-            raise KrakyError("a KrakenConnection runs once: use open_kraken() again")
-        try:
-            async with task_group() as tg:
-                shell.start(tg)
-                try:
-                    yield self
-                finally:
-                    shell.closing = True
-        finally:
-            shell.close()
-            # After the tasks: the last Disconnected notice is delivered first.
-            self._fanout.close(shell.fatal)
-        if shell.fatal is not None:
-            raise shell.fatal
 
     # -- requests ----------------------------------------------------------
 

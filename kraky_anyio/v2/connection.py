@@ -16,15 +16,12 @@ from typing import Any, Final
 import anyio
 
 from ..errors import KrakenError, KrakyError
-from ..fanout import Fanout, MessageStream, Overflow
+from ..facade import ConnectionBase
+from ..fanout import MessageStream, Overflow
 from ..filters import Filter
 from ..live_book import LiveBook, open_live_book
 from ..notices import Notice
 from ..options import ConnectionOptions, resolve_url
-from ..shell import Shell
-from ..stats import Stats
-from ..status import ConnectionStatus
-from ..taskgroup import task_group
 from .live_books import BookLink, L2BookEngine, L3BookEngine
 from .messages import Pair, Response
 from .protocol import KrakenV2Protocol
@@ -75,7 +72,7 @@ def _responses(replies: list[Any]) -> list[Response]:
     return [r for r in replies if isinstance(r, Response)]
 
 
-class KrakenV2Connection:
+class KrakenV2Connection(ConnectionBase[KrakenV2Protocol]):
     """One logical connection to Kraken's v2 API, kept alive across sockets.
 
     Create it with :func:`open_kraken`. Its methods may be called from any
@@ -83,66 +80,20 @@ class KrakenV2Connection:
     """
 
     def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
-        self.url = url
-        self.options = options if options is not None else ConnectionOptions()
-        self._protocol = KrakenV2Protocol()
-        self._fanout = Fanout(self._protocol.stats, self.options.buffer_size, self.options.overflow)
-        self._shell = Shell(url, self.options, self._protocol, self._fanout)
+        super().__init__(url, options, KrakenV2Protocol())
         self._instrument_lock = anyio.Lock()
 
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        return f"<KrakenV2Connection {self.url} {state} generation={self.generation}>"
-
-    # -- public state ------------------------------------------------------
-
-    @property
-    def stats(self) -> Stats:
-        """Counters of frames, errors, reconnects and consumers (read-only use)."""
-        return self._protocol.stats
-
-    @property
-    def status(self) -> ConnectionStatus:
-        """Where the connection is now (state, attempts, backoff, last error)."""
-        return self._shell.status
-
-    @property
-    def connected(self) -> bool:
-        """True while a socket is open and its replay has been sent."""
-        return self._shell.connected
-
-    @property
-    def generation(self) -> int:
-        """How many sockets have been opened so far (the current one's number)."""
-        return self._shell.generation
+    # -- public state (the rest is ConnectionBase's) -------------------------
 
     @property
     def system_status(self) -> str | None:
         """The ``system`` of Kraken's last ``status`` message, or None."""
         return self._protocol.system_status
 
-    @property
-    def protocol(self) -> KrakenV2Protocol:
-        """The sans-I/O protocol state (registry, pending requests)."""
-        return self._protocol
-
-    @property
-    def consumers(self) -> int:
-        """How many message streams are open."""
-        return self._fanout.consumers
-
     def live_subscriptions(self) -> list[tuple[dict[str, Any], str | None]]:
         """``(params, symbol)`` for every live entry: what a reconnect replays
         (params without the token)."""
         return [(dict(e.subscription), e.pair) for e in self._protocol.subscriptions.live()]
-
-    async def wait_connected(self) -> None:
-        """Wait until a socket is open and live subscriptions were replayed.
-
-        Not bounded in time: wrap it in ``anyio.fail_after`` to give up.
-        Raises ``KrakyError("the connection is closed ...")`` once the block
-        is left (also if it was waiting then)."""
-        await self._shell.wait_connected()
 
     # -- consumers ---------------------------------------------------------
 
@@ -256,27 +207,6 @@ class KrakenV2Connection:
             if not protocol.instrument_snapshot:
                 log.warning("no instrument snapshot: %s rendered from its text only", symbol)
             return protocol.instruments.get(symbol)
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[KrakenV2Connection]:
-        """Run the connection's tasks for the ``async with`` block (what
-        :func:`open_kraken` does after checking its arguments). Once only."""
-        shell = self._shell
-        if shell.closing or shell.started:
-            raise KrakyError("a connection runs once: use v2.open_kraken() again")
-        try:
-            async with task_group() as tg:
-                shell.start(tg)
-                try:
-                    yield self
-                finally:
-                    shell.closing = True
-        finally:
-            shell.close()
-            # After the tasks: the last Disconnected notice is delivered first.
-            self._fanout.close(shell.fatal)
-        if shell.fatal is not None:
-            raise shell.fatal
 
     # -- requests ----------------------------------------------------------
 
