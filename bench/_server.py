@@ -353,15 +353,23 @@ async def serve(lifetime: float) -> None:
             await listener.serve(on_stream)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="benchmark server (used by bench/*.py)")
+def run_server(
+    serve_for: Callable[[float], Any], description: str, argv: list[str] | None = None
+) -> int:
+    """The command line both bench servers share: ``--lifetime`` bounds the
+    run, ``--watch-stdin`` ends it with the parent process."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--lifetime", type=float, default=1800, help="exit after this many s")
     parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
     args = parser.parse_args(argv)
     if args.watch_stdin:
         _parent_watchdog()
-    anyio.run(serve, args.lifetime, backend="asyncio")
+    anyio.run(serve_for, args.lifetime, backend="asyncio")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_server(serve, "benchmark server (used by bench/*.py)", argv)
 
 
 if __name__ == "__main__":

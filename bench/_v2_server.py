@@ -28,7 +28,6 @@ repeated every 0.05 s until the client hangs up.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -42,7 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import anyio.abc
-from _server import CHUNK, _parent_watchdog, frame
+from _server import CHUNK, frame, run_server
 from websockets.http11 import Request, Response
 
 from kraky_anyio.errors import ConnectionClosedError
@@ -326,14 +325,7 @@ async def serve(lifetime: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="v2 benchmark server (used by bench/peers.py)")
-    parser.add_argument("--lifetime", type=float, default=1800, help="exit after this many s")
-    parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
-    args = parser.parse_args(argv)
-    if args.watch_stdin:
-        _parent_watchdog()
-    anyio.run(serve, args.lifetime, backend="asyncio")
-    return 0
+    return run_server(serve, "v2 benchmark server (used by bench/peers.py)", argv)
 
 
 if __name__ == "__main__":
