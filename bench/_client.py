@@ -43,6 +43,8 @@ import threading
 import time
 from typing import Any
 
+from _client_process import add_to_result, emit, start_watchdogs
+
 SUBSCRIPTION = {"name": "book", "depth": 10}
 PAIRS = ["XBT/USD"]
 SUBSCRIBE_FRAME = json.dumps(
@@ -512,44 +514,6 @@ WHAT_IFS = {"cached-decoder": _cached_decoder}
 
 # -- main ----------------------------------------------------------------------
 
-_emitted: list[dict[str, Any]] = []
-_extra: dict[str, Any] = {}
-
-
-def emit(result: dict[str, Any]) -> None:
-    """Print the result line (once)."""
-    if _emitted:
-        return
-    result.update(_extra)
-    _emitted.append(result)
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
-def _watchdogs(timeout: float, watch_stdin: bool) -> None:
-    """Exit hard on a deadline, or when the parent goes away (stdin closes)."""
-
-    def deadline() -> None:
-        print(f"client: timed out after {timeout:g} s", file=sys.stderr, flush=True)
-        os._exit(4)
-
-    timer = threading.Timer(timeout, deadline)
-    timer.daemon = True
-    timer.start()
-
-    def parent_gone() -> None:
-        # The raw fd, not sys.stdin: a daemon thread blocked in a buffered
-        # read makes interpreter shutdown abort.
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            return
-        os._exit(3)
-
-    if watch_stdin:
-        threading.Thread(target=parent_gone, daemon=True).start()
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="one benchmark client (used by bench/*.py)")
@@ -572,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         help="an experiment on kraky_anyio (monkeypatched here, library untouched)",
     )
     args = p.parse_args(argv)
-    _watchdogs(args.timeout, args.watch_stdin)
+    start_watchdogs(args.timeout, args.watch_stdin)
 
     kind = args.kind
     backend = "trio" if kind.endswith("-trio") else "asyncio"
@@ -629,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown client kind {kind!r}")
         return sink.result()
 
-    _extra.update(
+    add_to_result(
         kind="+".join([kind, *args.what_if]),
         backend=backend,
         mode=args.mode,

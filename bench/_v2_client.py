@@ -35,9 +35,10 @@ import json
 import os
 import resource
 import sys
-import threading
 import time
 from typing import Any
+
+from _client_process import add_to_result, emit, start_watchdogs
 
 SYMBOL = "BTC/USD"
 START = "START"
@@ -266,39 +267,6 @@ async def run_ccxt(url: str, channel: str, sink: Sink) -> dict[str, Any]:
 
 # -- main ----------------------------------------------------------------------
 
-_emitted: list[dict[str, Any]] = []
-_extra: dict[str, Any] = {}
-
-
-def emit(result: dict[str, Any]) -> None:
-    if _emitted:
-        return
-    result.update(_extra)
-    _emitted.append(result)
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
-def _watchdogs(timeout: float, watch_stdin: bool) -> None:
-    def deadline() -> None:
-        print(f"client: timed out after {timeout:g} s", file=sys.stderr, flush=True)
-        os._exit(4)
-
-    timer = threading.Timer(timeout, deadline)
-    timer.daemon = True
-    timer.start()
-
-    def parent_gone() -> None:
-        try:
-            while os.read(0, 4096):
-                pass
-        except OSError:
-            return
-        os._exit(3)
-
-    if watch_stdin:
-        threading.Thread(target=parent_gone, daemon=True).start()
-
 
 KINDS = {
     "null-asyncio": run_null,
@@ -321,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
     args = p.parse_args(argv)
-    _watchdogs(args.timeout, args.watch_stdin)
+    start_watchdogs(args.timeout, args.watch_stdin)
     kind = args.kind
     backend = "trio" if kind.endswith("-trio") else "asyncio"
-    _extra.update(kind=kind, backend=backend, channel=args.channel, python=sys.version.split()[0])
+    add_to_result(kind=kind, backend=backend, channel=args.channel, python=sys.version.split()[0])
     sink = Sink(args.n)
     fn = KINDS[kind]
     url = url_for(args.url, args.n, kind)
