@@ -3,9 +3,9 @@ shell from what the protocol returned (never by the protocol itself).
 
 A call first waits until its frame was *written* (handed to the socket: the
 writer calls :meth:`Waiters.written`), then for its replies. A caller that
-passes a ``task_status`` (anyio's ``TaskGroup.start`` protocol) is told at
-the first of the two: ``await tg.start(...)`` returns once the frame is on the
-wire, and the call goes on in ``tg`` to its reply."""
+passes a ``task_status`` (anyio's ``TaskGroup.start`` protocol) is told in
+between: ``await tg.start(...)`` returns once the frame is on the wire, and
+the call goes on in ``tg`` to its reply."""
 
 from __future__ import annotations
 
