@@ -18,6 +18,8 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -150,11 +152,15 @@ class Shell:
 
     # -- requests ----------------------------------------------------------
 
-    async def request(self, req: Request) -> list[dict[str, Any]]:
-        """Queue ``req`` for the writer and wait for its replies."""
+    async def request(
+        self, req: Request, task_status: TaskStatus[None] = TASK_STATUS_IGNORED
+    ) -> list[dict[str, Any]]:
+        """Queue ``req`` for the writer and wait for its replies;
+        ``task_status.started()`` once it was written (see :class:`Waiters`)."""
         if self.closing:
             self.protocol.caller_gone(req)
-        return await self.waiters.request(req, self.send_tx, self.options.reply_timeout)
+        timeout = self.options.reply_timeout
+        return await self.waiters.request(req, self.send_tx, timeout, task_status)
 
     def close(self) -> None:
         """The block is left: wake every waiting caller with the closed error."""
@@ -243,7 +249,6 @@ class Shell:
                 continue
             frame = protocol.frame(req)
             protocol.sending(req, gen)
-            self.waiters.wake(req)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("> %s", redact(req.message))
             try:
@@ -253,6 +258,8 @@ class Shell:
                 written = not isinstance(exc, ConnectionClosedError) or exc.written
                 protocol.send_failed(req, exc, written)
                 self._drop_socket(gen, f"a write failed: {exc}")
+            else:
+                self.waiters.written(req)
             return
 
     async def _supervisor(self) -> None:
