@@ -275,6 +275,23 @@ def test_a_restart_and_each_channel_counted_on_its_own() -> None:
     assert p.private_feeds.resyncing == {"executions"}
 
 
+@pytest.mark.parametrize("first", [1, 3])
+def test_a_subscription_made_again_counts_afresh(first: int) -> None:
+    # Kraken may go on counting (3) or start again (1): neither is a gap.
+    p = KrakenV2Protocol()
+    subscribed(p)
+    assert gaps(p.receive_frames([executions(1), executions(2)]).messages) == []
+    unsub = p.unsubscribe("executions", params={"token": "tok-given"})
+    write(p, unsub)
+    p.receive_frames([answer(unsub)])
+    subscribed(p)
+    verdict = p.receive_frames([executions(first, "snapshot"), executions(first + 1)])
+    assert gaps(verdict.messages) == [] and verdict.to_send == []
+    assert gaps(p.receive_frames([executions(first + 3)]).messages) == [
+        SequenceGap("executions", first + 2, first + 3, 1)
+    ]
+
+
 def test_a_duplicate_is_delivered_and_logged_without_a_resync(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

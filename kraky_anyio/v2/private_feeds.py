@@ -4,7 +4,9 @@ Kraken numbers each message of a private channel (``"sequence"``, from 1 on
 the snapshot, per socket and channel). :class:`PrivateFeeds` checks every one
 against the last of its channel (:class:`kraky_anyio.sequence.SequenceTracker`):
 
-* in order, or the first of a channel on this socket: nothing to do;
+* in order, or the first of a channel's subscription on this socket (a
+  subscription the user made again counts afresh, whether Kraken goes on
+  counting or starts at 1 again): nothing to do;
 * the same number again: logged, delivered, nothing else;
 * a gap (messages lost) or a restart (a smaller number: the count began
   again): the local view may be wrong. The verdict gets a
@@ -40,7 +42,7 @@ from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import Verdict
 from ..sequence import SequenceStatus, SequenceTracker
 from ..stats import Stats
-from ..subscriptions import SubscriptionRegistry
+from ..subscriptions import Entry, SubscriptionRegistry
 from .params import subscription_params
 from .private_messages import BalancesMessage, ExecutionsMessage
 from .subscriptions import SubKey, subscription_key
@@ -79,6 +81,9 @@ class PrivateFeeds:
         self.tracker = SequenceTracker()
         # channel -> the resubscribe that ends its resync
         self._resyncing: dict[str, Request] = {}
+        # channel -> its live registry entries when last judged: other ones
+        # mean the user subscribed again, a new count.
+        self._feeds: dict[str, list[Entry]] = {}
         self._unsent: list[Request] = []
 
     def __repr__(self) -> str:
@@ -98,6 +103,15 @@ class PrivateFeeds:
             if not pending.done:
                 return  # the old feed's tail
             del self._resyncing[channel]
+            self.tracker.reset(channel)
+        live = [e for e in self._subscriptions.live() if e.subscription["channel"] == channel]
+        known = self._feeds.get(channel)
+        if (
+            known is None
+            or len(known) != len(live)
+            or any(a is not b for a, b in zip(known, live, strict=True))
+        ):
+            self._feeds[channel] = live
             self.tracker.reset(channel)
         check = self.tracker.observe(channel, msg.sequence)
         if check.status is SequenceStatus.DUPLICATE:
@@ -122,6 +136,7 @@ class PrivateFeeds:
         yet written is settled unsent (the next socket's replay restores it)."""
         self.tracker.reset()
         self._resyncing.clear()
+        self._feeds.clear()
         for req in self._unsent:
             if req.state is RequestState.QUEUED:
                 self._requests.advance(req, Step.SETTLE_LOCALLY)
