@@ -11,18 +11,20 @@ from the number's text, so ``0.50000000`` stays ``Decimal("0.50000000")`` and
 ``str(d)``; see :func:`kraky_anyio.book.checksums.number_text`). Never float.
 msgspec also accepts a decimal *string* for a ``Decimal`` field (Kraken sends
 numbers); counts, ids, precisions and checksums are ``int``. Loosely typed
-parts (``executions``/``balances`` data, unknown channels, ``Response.result``)
-hold plain JSON values with every non-integer number as ``Decimal``.
+parts (unknown channels, ``Response.result``) hold plain JSON values with
+every non-integer number as ``Decimal``.
 
 What :func:`decode` returns:
 
 * a channel message: :class:`TickerMessage`, :class:`BookMessage`,
   :class:`Level3Message`, :class:`TradeMessage`, :class:`OHLCMessage`,
   :class:`InstrumentMessage`, :class:`StatusMessage`,
-  :class:`HeartbeatMessage`, :class:`ExecutionsMessage`,
-  :class:`BalancesMessage`; a channel this module does not know arrives as a
-  :class:`ChannelMessage` with the raw ``data``, so a new channel never breaks
-  a user. Unknown fields are ignored everywhere.
+  :class:`HeartbeatMessage`, and the private
+  :class:`~.private_messages.ExecutionsMessage` and
+  :class:`~.private_messages.BalancesMessage` (:mod:`.private_messages`); a
+  channel this module does not know arrives as a :class:`ChannelMessage` with
+  the raw ``data``, so a new channel never breaks a user. Unknown fields are
+  ignored everywhere.
 * a :class:`Response` for every frame with a ``method`` (acks, errors, pong,
   trading replies): typed, so that ``resp.success``/``resp.error`` read the
   same for every method; ``result`` is left loose (its shape is per method).
@@ -40,6 +42,7 @@ from typing import Any, ClassVar, Generic, TypeVar, Union, get_args
 import msgspec
 
 from ..errors import KrakyError
+from .private_messages import BalancesMessage, ExecutionsMessage
 
 __all__ = [
     "Asset",
@@ -268,20 +271,6 @@ class StatusMessage(_Typed[list[Status]], tag="status"):
 
 class HeartbeatMessage(_Channel, tag="heartbeat"):
     channel: ClassVar[str] = "heartbeat"
-
-
-class ExecutionsMessage(_Typed[list[dict[str, Any]]], tag="executions"):
-    """Private; typed loosely until trading lands: ``data`` entries are dicts."""
-
-    channel: ClassVar[str] = "executions"
-    sequence: int | None = None
-
-
-class BalancesMessage(_Typed[list[dict[str, Any]]], tag="balances"):
-    """Private; typed loosely until trading lands: ``data`` entries are dicts."""
-
-    channel: ClassVar[str] = "balances"
-    sequence: int | None = None
 
 
 class ChannelMessage(msgspec.Struct, kw_only=True):

@@ -35,6 +35,8 @@ from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
+from .private_feeds import PrivateFeeds
+from .private_messages import BalancesMessage, ExecutionsMessage
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
 
 __all__ = [
@@ -88,6 +90,10 @@ class KrakenV2Protocol(RequestLifecycle):
         # Tokens given in a subscribe's params: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
+        #: Sequence checks of ``executions``/``balances`` (resubscribe on a gap).
+        self.private_feeds = PrivateFeeds(
+            self._stats, self.requests, self.subscriptions, self._sub_tokens, _subscription_request
+        )
 
     @property
     def stats(self) -> Stats:
@@ -257,8 +263,14 @@ class KrakenV2Protocol(RequestLifecycle):
                 assert isinstance(msg, InstrumentMessage)
                 self.instruments.update((p.symbol, p) for p in msg.data.pairs)
                 self.instrument_snapshot |= msg.type == "snapshot"
+            elif cls is ExecutionsMessage or cls is BalancesMessage:
+                assert isinstance(msg, (ExecutionsMessage, BalancesMessage))
+                self.private_feeds.check(msg, verdict)  # a gap's notice goes first
             out.append(msg)
         return verdict
+
+    def _socket_gone(self) -> None:
+        self.private_feeds.reset()  # sequences start at 1 on the next socket
 
     def _on_response(self, resp: Response, verdict: Verdict) -> None:
         stats = self._stats
