@@ -291,7 +291,10 @@ def price(name: str, value: object) -> Decimal | int:
 
 
 def symbol(name: str, value: object) -> str:
-    """One v2 symbol (``BTC/USD``; see :func:`~.params.normalize_symbols`)."""
+    """One v2 symbol, ``BASE/QUOTE`` (``BTC/USD``; see :func:`~.params.normalize_symbols`)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be one symbol (a str), got {type(value).__name__}")
+    base, _, quote = value.partition("/")
+    if not base or not quote or "/" in quote or any(c.isspace() for c in value):
+        raise ValueError(f"{name} must be BASE/QUOTE like 'BTC/USD', got {v.show(value)}")
     return normalize_symbols(value)[0]
