@@ -550,7 +550,7 @@ def test_cancels_by_client_id_and_userref() -> None:
     assert len(req.result()) == 4
     # One more for the userref after completion: to consumers only, counted.
     reply(protocol, **ok("K4", order_userref=7))
-    assert protocol.stats.unmatched_replies == 1
+    assert (protocol.stats.late_replies, protocol.stats.unmatched_replies) == (1, 0)
 
 
 def test_a_lost_order_is_an_unknown_outcome_naming_its_client_ids() -> None:
