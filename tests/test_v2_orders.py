@@ -218,7 +218,7 @@ def test_iceberg_market_cash_and_trailing_orders() -> None:
         ({"post_only": "true"}, TypeError, "post_only"),
         ({"validate": 1}, TypeError, "validate"),
         ({"fee_preference": "usd"}, ValueError, "base, quote"),
-        ({"stp_type": "cancel-newest"}, ValueError, "cancel_newest"),
+        ({"stp_type": "cancel-newest"}, ValueError, "write 'cancel_newest'"),
         ({"limit_price_type": "percent"}, ValueError, "static, pct, quote"),
         (
             {"triggers": {"price": 1}, "order_type": "trailing-stop", "limit_price": None},
