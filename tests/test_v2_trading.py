@@ -327,6 +327,10 @@ async def test_no_token_is_refused_before_the_wire_and_a_call_may_bring_one() ->
             assert (await conn.cancel_all(token=TOKEN)).count == 0
         with pytest.raises(ValueError, match="token must be a non-empty str"):
             await conn.cancel_all(token="")
+        with pytest.raises(TypeError, match="token must be a str"):
+            await conn.add_order(**LIMIT, token=123)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="side must be one of"):
+            await conn.add_order(**{**LIMIT, "side": "x"}, token=123)  # type: ignore[arg-type]
     assert [f["params"]["token"] for f in orders_received(server)] == [TOKEN]
 
 

@@ -74,7 +74,7 @@ def check_trading_url(url: str, method: str) -> None:
 
 
 @contextmanager
-def _masking(secrets: Iterable[str | None]) -> Iterator[None]:
+def _masking(secrets: Iterable[object]) -> Iterator[None]:
     """Re-raise a TypeError/ValueError with every secret masked (a token
     passed by mistake as another argument)."""
     try:
@@ -83,7 +83,7 @@ def _masking(secrets: Iterable[str | None]) -> Iterator[None]:
         text = str(exc)
         masked = text
         for secret in secrets:
-            if secret:
+            if isinstance(secret, str) and secret:
                 masked = masked.replace(secret, REDACTED)
         if masked != text:
             raise type(exc)(masked) from None
