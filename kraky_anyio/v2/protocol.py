@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ..errors import KrakenError
+from ..errors import KrakenError, ReplyLostError
 from ..lifecycle import RequestLifecycle
 from ..notices import SubscriptionLost
 from ..redaction import shorten
@@ -33,6 +33,7 @@ from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
+from . import order_requests
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
 from .private_feeds import PrivateFeeds
@@ -94,6 +95,7 @@ class KrakenV2Protocol(RequestLifecycle):
         self.private_feeds = PrivateFeeds(
             self._stats, self.requests, self.subscriptions, self._sub_tokens, _subscription_request
         )
+        self._orders = order_requests.OrderMatcher(self._stats)
 
     @property
     def stats(self) -> Stats:
@@ -199,6 +201,18 @@ class KrakenV2Protocol(RequestLifecycle):
         )
         return self.requests.add(Request(rid, method, reply, msg, 1, token_slot=token_slot))
 
+    def order(
+        self,
+        method: str,
+        params: dict[str, Any],
+        expect: order_requests.OrderExpect,
+        req_id: int | None = None,
+    ) -> Request:
+        """An order request (:mod:`.order_requests`): checked ``params``
+        with the token; written once, never replayed."""
+        rid = self._reqid(req_id)
+        return self.requests.add(order_requests.order_request(method, params, expect, rid))
+
     def replay_needs_token(self) -> bool:
         return any(needs_token(sub["channel"]) for sub, _ in self.subscriptions.replay_plan())
 
@@ -280,9 +294,9 @@ class KrakenV2Protocol(RequestLifecycle):
                 stats.rate_limit_errors += 1
         req = self.requests.get(resp.req_id)
         if req is None or req.state not in _WIRE:
-            if self.requests.was_expired(resp.req_id):
+            if self.requests.was_expired(resp.req_id) or self._orders.late(resp):
                 stats.late_replies += 1
-                log.info("late response to expired req_id %r: %s", resp.req_id, resp.method)
+                log.info("late response to settled req_id %r: %s", resp.req_id, resp.method)
             else:
                 stats.unmatched_replies += 1
                 log.warning("response to an unknown req_id %r: %s", resp.req_id, resp.method)
@@ -294,8 +308,8 @@ class KrakenV2Protocol(RequestLifecycle):
         if req.event in _SUBSCRIPTION_METHODS:
             if not self._answer_symbols(req, resp, verdict):
                 return
-        else:
-            req.replies.append(resp)
+        elif not self._orders.answer(req, resp):
+            return
         if req.complete:
             failed = [r for r in req.replies if r.success is False]
             error = KrakenError(failed[0].error or "error", req.replies) if failed else None
@@ -342,6 +356,10 @@ class KrakenV2Protocol(RequestLifecycle):
                 why = resp.error or "error"
                 verdict.messages.append(self._replay_lost(key, entry.subscription, s, why))
         return True
+
+    def _lost_error(self, req: Request, why: str) -> ReplyLostError:
+        error = super()._lost_error(req, why)
+        return order_requests.lost_error(req, why) or error
 
     def _replay_lost(
         self, key: SubKey, sub: dict[str, Any], symbol: str | None, why: str
