@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -23,11 +29,13 @@ from kraky_anyio.testing.v2_engine import ERR_DEADLINE, ERR_INSUFFICIENT_FUNDS
 from kraky_anyio.testing.v2_messages import encode
 from kraky_anyio.testing.v2_private import wall_rfc3339
 from kraky_anyio.transport import WebSocket, connect_websocket
+from kraky_anyio.v2.messages import ExecutionsMessage
 
 ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
 TOKEN, OTHER_TOKEN = "tok-1", "tok-other"
 RESTING = {"order_type": "limit", "side": "buy", "symbol": "BTC/USD", "order_qty": Decimal("0.01")}
 _TIMEOUT = 10.0
+_CLI_TIMEOUT = 30.0  # real seconds: a bound for the served process, never a synchronisation
 
 
 @pytest.fixture
@@ -837,3 +845,83 @@ def test_amend_into_the_market_fills_and_post_only_refuses_it() -> None:
     assert engine.orders[oid].status == "closed"
     nothing = _send(session, "amend_order", order_id=maker)[0]
     assert nothing["error"] == "EGeneral:Invalid arguments:order_qty"
+
+
+# -- kraky-anyio serve --trading -------------------------------------------------------------
+
+
+def _line(stream: Any, deadline: float) -> str:
+    """One line of an unbuffered pipe, or fail at ``deadline`` (monotonic)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            pytest.fail(f"no complete line before the deadline; got {line!r}")
+        chunk = stream.read(1)
+        if not chunk:
+            pytest.fail(f"end of output; got {line!r}")
+        line += chunk
+    return line.decode().strip()
+
+
+async def _trade_against(v2_url: str, token: str) -> None:
+    async with (
+        v2.open_kraken(v2_url, token=token) as conn,
+        conn.messages(channel="executions") as executions,
+    ):
+        with anyio.fail_after(_CLI_TIMEOUT):
+            [ack] = await conn.subscribe("executions", token=token)
+            assert ack.result["maxratecount"] == 60
+            reply = await conn.request(
+                "add_order",
+                {
+                    "order_type": "market",
+                    "side": "buy",
+                    "symbol": "BTC/USD",
+                    "order_qty": Decimal("0.01"),
+                    "token": token,
+                },
+            )
+            order_id = reply.result["order_id"]
+            async for message in executions:
+                if isinstance(message, ExecutionsMessage) and any(
+                    e.get("order_id") == order_id and e.get("exec_type") == "filled"
+                    for e in message.data
+                ):
+                    break
+            with pytest.raises(KrakenError) as refused:
+                await conn.request("cancel_all", {"token": "not-the-test-token"})
+    assert refused.value.error_message == "ESession:Invalid session"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_serve_trading_end_to_end(backend: str) -> None:
+    """``serve --trading`` prints both URLs and the test token, then trades
+    v2 with that token only."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "kraky_anyio", "serve", "--trading", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--backend", backend], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + _CLI_TIMEOUT
+        url, v2_url, token = (_line(proc.stdout, deadline) for _ in range(3))
+        assert (url, v2_url, token) == (
+            f"ws://127.0.0.1:{port}",
+            f"ws://127.0.0.1:{port}/v2",
+            "kraky-test-token",
+        )
+        anyio.run(_trade_against, v2_url, token, backend=backend)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=_CLI_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    text = err.decode()
+    assert "Traceback" not in text, text
+    assert "'kraky-test-token' only" in text and "tier starter, ceiling 60" in text
