@@ -925,3 +925,72 @@ def test_serve_trading_end_to_end(backend: str) -> None:
     text = err.decode()
     assert "Traceback" not in text, text
     assert "'kraky-test-token' only" in text and "tier starter, ceiling 60" in text
+
+
+# -- more refusals and sharing ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_refused_cancel_answers_once_per_id_naming_it(server: FakeKrakenServer) -> None:
+    async with client(server) as c:
+        replies = await c.call(
+            "cancel_order", replies=3, token="expired", order_id=["OA"], cl_ord_id=["c1", "c2"]
+        )
+    assert [r["error"] for r in replies] == ["ESession:Invalid session"] * 3
+    assert [r.get("order_id") or r.get("cl_ord_id") for r in replies] == ["OA", "c1", "c2"]
+
+
+@pytest.mark.anyio
+async def test_batch_cancel_is_refused_whole_near_the_ceiling(
+    server: FakeKrakenServer, engine: FakeMatchingEngine
+) -> None:
+    async with client(server) as c:
+        ids = [
+            (await c.one("add_order", **RESTING, limit_price=20000 + i))["result"]["order_id"]
+            for i in range(7)
+        ]
+        await c.one("add_order", **RESTING, limit_price=1)
+        # 8 adds, then 7 young orders at 8 each: 8 + 56 > 60, so none is cancelled.
+        refused = await c.one("batch_cancel", orders=ids)
+        assert refused["error"] == "EOrder:Rate limit exceeded"
+        assert engine.rate_count("BTC/USD") == 8 and all(engine.orders[i].is_open for i in ids)
+        ok = await c.one("batch_cancel", orders=ids[:2], cl_ord_id=["unknown"])
+        assert ok["orders_cancelled"] == 2  # the unknown id is skipped
+        assert engine.rate_count("BTC/USD") == 8 + 16
+
+
+@pytest.mark.anyio
+async def test_v1_orders_reach_v2_executions_and_resubscribing_restarts_the_sequence(
+    server: FakeKrakenServer, engine: FakeMatchingEngine
+) -> None:
+    async with client(server) as c, open_kraken(server.url, token=TOKEN) as v1:
+        await c.subscribe("executions")
+        await c.channel("executions")
+        with anyio.fail_after(_TIMEOUT):
+            reply = await v1.add_order(
+                pair="XBT/USD", type="buy", ordertype="limit", volume="0.01", price="25000"
+            )
+        txid = reply["txid"]
+        pending = await c.channel("executions", about(txid, "pending_new"))
+        assert pending["data"][0]["symbol"] == "BTC/USD"
+        assert pending["data"][0]["limit_price"] == 25000
+        cancel = await c.call("cancel_order", order_id=[txid])
+        assert cancel[0]["success"] and engine.orders[txid].status == "canceled"
+        unsubscribed = await c.one("unsubscribe", channel="executions")
+        assert unsubscribed["success"]
+        await c.subscribe("executions")
+        again = await c.channel("executions", lambda m: m["type"] == "snapshot")
+        assert again["sequence"] == 1
+
+
+@pytest.mark.anyio
+async def test_balances_without_snapshot_and_unknown_client_ids(server: FakeKrakenServer) -> None:
+    async with client(server) as c:
+        await c.subscribe("balances", snapshot=False)
+        await c.one("add_order", **{**RESTING, "order_type": "market"})
+        first = await c.channel("balances")
+        assert (first["type"], first["sequence"]) == ("update", 1)
+        amend = await c.one("amend_order", cl_ord_id="nobody", order_qty=1)
+        assert amend["error"] == "EOrder:Unknown order"
+        both = await c.one("amend_order", cl_ord_id="x", order_id="y", order_qty=1)
+        assert both["error"] == "EGeneral:Invalid arguments:order_id"

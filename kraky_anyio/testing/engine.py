@@ -52,6 +52,10 @@ The model, kept small on purpose:
 * **Ids.** Order txids (``OXXXXX-XXXXX-XXXXXX``) and trade ids
   (``TXXXXX-XXXXX-XXXXXX``) come from ``random.Random(seed)``: the same seed
   and the same requests give the same ids.
+* **v2.** v2 connections (``/v2``) trade on the same ledger through
+  :attr:`FakeMatchingEngine.v2` (:mod:`~kraky_anyio.testing.v2_engine`): more
+  order types, ``executions``/``balances``, Kraken's rate counter. What this
+  docstring says of orders and validation is the v1 side.
 
 Validation, in this order, with the reply's ``errorMessage``:
 
