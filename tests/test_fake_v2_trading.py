@@ -23,10 +23,10 @@ import anyio
 import pytest
 
 from kraky_anyio import KrakenError, open_kraken, v2
-from kraky_anyio.testing.engine import FakeMatchingEngine
+from kraky_anyio.testing.engine import ERR_NO_REFERENCE_PRICE, FakeMatchingEngine
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
-from kraky_anyio.testing.v2_engine import ERR_DEADLINE, ERR_INSUFFICIENT_FUNDS
 from kraky_anyio.testing.v2_messages import encode
+from kraky_anyio.testing.v2_orders import ERR_DEADLINE, ERR_INSUFFICIENT_FUNDS
 from kraky_anyio.testing.v2_private import wall_rfc3339
 from kraky_anyio.transport import WebSocket, connect_websocket
 from kraky_anyio.v2.messages import ExecutionsMessage
@@ -34,6 +34,7 @@ from kraky_anyio.v2.messages import ExecutionsMessage
 ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
 TOKEN, OTHER_TOKEN = "tok-1", "tok-other"
 RESTING = {"order_type": "limit", "side": "buy", "symbol": "BTC/USD", "order_qty": Decimal("0.01")}
+MARKET_SOL = {**RESTING, "symbol": "SOL/USD", "order_type": "market"}
 _TIMEOUT = 10.0
 _CLI_TIMEOUT = 30.0  # real seconds: a bound for the served process, never a synchronisation
 
@@ -341,6 +342,11 @@ async def test_error_shapes(server: FakeKrakenServer, engine: FakeMatchingEngine
             ),
             ("cancel_all_orders_after", {"timeout": 86400}, "EGeneral:Invalid arguments:timeout"),
             ("cancel_order", {}, "EGeneral:Invalid arguments:order_id"),
+            (
+                "batch_add",
+                {"symbol": "SOL/USD", "orders": [{**limit, "symbol": "SOL/USD"}, MARKET_SOL]},
+                ERR_NO_REFERENCE_PRICE,
+            ),
         ]
         for method, params, error in cases:
             reply = await c.one(method, **params)
@@ -976,6 +982,7 @@ async def test_v1_orders_reach_v2_executions_and_resubscribing_restarts_the_sequ
         assert pending["data"][0]["limit_price"] == 25000
         cancel = await c.call("cancel_order", order_id=[txid])
         assert cancel[0]["success"] and engine.orders[txid].status == "canceled"
+        assert engine.rate_count("BTC/USD") == 8  # v1 adds are not counted; a young cancel is
         unsubscribed = await c.one("unsubscribe", channel="executions")
         assert unsubscribed["success"]
         await c.subscribe("executions")
