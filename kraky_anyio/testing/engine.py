@@ -326,7 +326,7 @@ class FakeMatchingEngine:
             raise RuntimeError("this FakeMatchingEngine already serves a server")
         self._server = server
         self._wake = anyio.Event()
-        server.configure(private_snapshot_provider=self._private_snapshot)  # v2: via .v2
+        server.configure(private_snapshot_provider=self._private_snapshot)
         for token in self._expired:
             server.revoke_token(token)
         self.wall_time(anyio.current_time())

@@ -213,7 +213,13 @@ class V2Book:
         """Activate the orders whose ``effective_time`` came, expire those
         whose ``expire_time`` came."""
         updates: list[Update] = []
-        for txid in sorted(self._timed):
+
+        def due_at(txid: str) -> float:
+            info = self.orders[txid]
+            times = (info.effective_at, info.expire_at)
+            return min((t for t in times if t is not None), default=now)
+
+        for txid in sorted(self._timed, key=due_at):  # in time order
             info = self.orders[txid]
             order = info.order
             effective = info.effective_at

@@ -10,6 +10,12 @@ placed); ``batch_add`` a list of those; ``amend_order`` ``{"amend_id",
 order ``canceled`` with reason ``"Order replaced"``, a new one placed).
 A batch is checked whole before any order is placed: one bad order refuses
 it, with that order's error. Each order of a batch costs 1 on the counter.
+``amend_order``/``edit_order`` take ``order_qty`` (above what has filled,
+not under the pair's minimum), ``display_qty`` (iceberg), a static
+``limit_price`` (limit types), ``trigger_price`` (while untriggered) and
+``post_only``; an amend with none of them is refused
+(``"EGeneral:Invalid arguments:order_qty"``), one that would make a
+post-only order take liquidity gets :data:`ERR_POST_ONLY_TAKES`.
 """
 
 from __future__ import annotations
