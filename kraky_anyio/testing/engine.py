@@ -237,8 +237,8 @@ class FakeMatchingEngine:
             self._server.revoke_token(token)
 
     def rate_limit_orders(self, n: int) -> None:
-        """Answer the next ``n`` order requests ``"EOrder:Rate limit exceeded"``
-        (``0`` cancels what is left)."""
+        """Answer the next ``n`` v1 order events ``"EOrder:Rate limit exceeded"``
+        (``0`` cancels what is left; v2 has Kraken's real counter, ``tier``)."""
         if n < 0:
             raise ValueError("n must be >= 0")
         self._rate_limited = n
