@@ -684,7 +684,7 @@ async def test_no_token_in_a_log_record_repr_or_error_over_a_private_session(
 
     # The session did what it says, so the search below means something.
     assert len(provider.issued) == 2
-    wire = json.dumps(server.all_received())
+    wire = json.dumps(server.all_received(), default=str)
     assert all(secret in wire for secret in secrets)
     assert [type(e).__name__ for e in raised][:3] == ["KrakenError", "TypeError", "TypeError"]
     assert type(raised[-1]).__name__ == "KrakenError"  # the revoked token's refusal
