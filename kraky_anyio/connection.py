@@ -42,6 +42,8 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
     while the ``async with`` block is open.
     """
 
+    api = "v1"
+
     def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
         super().__init__(url, options, KrakenProtocol())
 
