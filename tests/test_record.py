@@ -11,10 +11,15 @@ import base64
 import datetime
 import gzip
 import json
+import select
+import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import pytest
@@ -582,3 +587,137 @@ async def test_record_on_a_closed_connection_is_refused(tmp_path: Path) -> None:
         async with conn.record(tmp_path / "late.jsonl"):
             pass
     assert not (tmp_path / "late.jsonl").exists()
+
+
+# -- the command line: real processes, real time, each bounded ------------------------
+
+CLI = [sys.executable, "-m", "kraky_anyio"]
+TIMEOUT = 30.0  # seconds: a bound for each process, never a synchronisation
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _line(stream: IO[bytes], deadline: float) -> str:
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            pytest.fail(f"no complete line before the deadline; got {line!r}")
+        chunk = stream.read(1)
+        if not chunk:
+            pytest.fail(f"end of output; got {line!r}")
+        line += chunk
+    return line.decode()
+
+
+@pytest.fixture(scope="module")
+def serve() -> Iterator[tuple[str, str]]:
+    """``kraky-anyio serve`` (the simulated market) for this module: its URLs."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(_free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        bufsize=0,
+        preexec_fn=_default_signals,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        yield _line(proc.stdout, deadline).strip(), _line(proc.stdout, deadline).strip()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_cli_records_for_its_duration(serve: tuple[str, str], tmp_path: Path, backend: str) -> None:
+    path = tmp_path / "book.jsonl.gz"
+    argv = ["--duration", "1.5", "--backend", backend]
+    done = subprocess.run(
+        [*CLI, "record", *argv, "book", "BTC/USD", "--url", serve[1], "-o", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = done.stderr.splitlines()[-1]
+    recorded = received(path)
+    assert f"recorded {len(recorded)} frames received and 1 sent" in summary
+    assert summary.endswith("0 dropped")
+    header = parts(path)[0][0]
+    assert header["api"] == "v2" and header["url"] == serve[1]
+    sent = [json.loads(line["text"]) for line in lines(path) if line["kind"] == "sent"]
+    assert sent[0]["method"] == "subscribe" and sent[0]["params"]["channel"] == "book"
+    frames = [json.loads(t) for t in recorded if isinstance(t, str)]
+    assert any(f.get("channel") == "book" and f.get("type") == "snapshot" for f in frames)
+    assert any(f.get("channel") == "book" and f.get("type") == "update" for f in frames)
+
+
+def test_cli_ctrl_c_finishes_the_file(serve: tuple[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "ticker.jsonl.gz"
+    argv = ["--rotate-bytes", "1500", "--api", "v1"]
+    proc = subprocess.Popen(
+        [*CLI, "record", *argv, "ticker", "XBT/USD", "--url", serve[0], "-o", str(path)],
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        preexec_fn=_default_signals,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + TIMEOUT
+    assert "recording ticker XBT/USD" in _line(proc.stderr, deadline)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("did not exit on Ctrl-C")
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"recorded " in err
+    body = lines(path)  # every part reads to its end
+    assert body[-1]["kind"] == "close"
+    frames = [json.loads(t) for t in received(path) if isinstance(t, str)]
+    assert frames[0]["event"] == "systemStatus"
+    assert any(f.get("event") == "subscriptionStatus" for f in frames)
+
+
+def test_cli_bad_output_is_refused_before_connecting(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{_free_port()}"  # nothing listens: nothing may connect
+    bad = subprocess.run(
+        [*CLI, "record", "ticker", "BTC/USD", "--url", url, "-o", str(tmp_path / "x.csv")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert bad.returncode == 2 and ".jsonl.gz, .jsonl.zst or .jsonl" in bad.stderr
+    assert len(bad.stderr.splitlines()) == 1
+    existing = tmp_path / "x.jsonl"
+    existing.write_text("keep me\n")
+    taken = subprocess.run(
+        [*CLI, "record", "ticker", "BTC/USD", "--url", url, "-o", str(existing)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert taken.returncode == 2 and "--force" in taken.stderr, taken.stderr
+    assert existing.read_text() == "keep me\n"
+    missing = subprocess.run(
+        [*CLI, "record", "ticker", "--url", url, "-o", str(tmp_path / "y.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert missing.returncode == 2 and "needs at least one symbol" in missing.stderr
