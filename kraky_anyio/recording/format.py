@@ -148,10 +148,15 @@ def redact_frame(text: str) -> str:
     return _encode(redact(obj)).decode()
 
 
+def _micro(seconds: float) -> float:
+    """To the microsecond (shorter lines; several times cheaper than ``round``)."""
+    return int(seconds * 1_000_000 + 0.5) / 1_000_000
+
+
 def encode_entry(entry: Entry) -> bytes:
     """One queued entry as one line (with its newline)."""
     kind, t, wall, gen, payload = entry
-    line: dict[str, Any] = {"kind": kind, "t": round(t, 6), "wall": round(wall, 6)}
+    line: dict[str, Any] = {"kind": kind, "t": _micro(t), "wall": _micro(wall)}
     if kind == "gap":
         line["dropped"] = payload
         return _encode(line) + b"\n"

@@ -41,7 +41,7 @@ class RecordOptions:
     without it an existing file is ``FileExistsError`` when recording starts.
     ``io``: ``"thread"`` (the default) writes each batch in a worker thread;
     ``"inline"`` writes it in the event loop's thread, blocking every task for
-    that write (about 2 µs a line, see ``docs/record-replay.md``). Use
+    that write (10-20 µs a line, see ``docs/record-replay.md``). Use
     ``"inline"`` on virtual time (trio's ``MockClock``, looptime): there a
     wait for a thread lets the clock jump to the next timer, so timeouts
     would fire while the disk is written.

@@ -156,6 +156,7 @@ class Recorder:
         self._queued_frames = 0
         self._t0 = 0.0
         self._has_data = anyio.Event()
+        self._signalled = False  # _has_data is set: cheaper to test than the event
         self._room: anyio.Event | None = None
         self._write_lock = anyio.Lock()
         self._gap = 0
@@ -184,23 +185,28 @@ class Recorder:
 
     def received(self, gen: int, frames: Sequence[str | bytes], now: float) -> bool:
         n = len(frames)
-        self.stats.frames_seen += n
+        stats = self.stats
+        stats.frames_seen += n
         if self._stopped:
-            self.stats.frames_dropped += n
+            stats.frames_dropped += n
             return False
         t, wall = now - self._t0, time.time()
         buf = self._buf
-        keep = n if self._block else max(0, min(n, self._limit - len(buf)))
-        if keep:
+        keep = n if self._block else min(n, self._limit - len(buf))
+        if keep > 0:
             if self._gap:
                 self._end_gap()
-            buf.extend([("recv", t, wall, gen, frame) for frame in frames[:keep]])
+            append = buf.append
+            for frame in frames if keep == n else frames[:keep]:
+                append(("recv", t, wall, gen, frame))
             self._queued_frames += keep
-            if not self._has_data.is_set():
+            if not self._signalled:
+                self._signalled = True
                 self._has_data.set()
         if keep < n:
-            self.stats.frames_dropped += n - keep
-            self._gap += n - keep
+            lost = n - max(keep, 0)
+            stats.frames_dropped += lost
+            self._gap += lost
             self._gap_at = (t, wall)
         return self._block and len(buf) >= self._limit
 
@@ -227,7 +233,8 @@ class Recorder:
         if self._gap:
             self._end_gap()
         self._buf.append((kind, now - self._t0, time.time(), gen, payload))
-        if not self._has_data.is_set():
+        if not self._signalled:
+            self._signalled = True
             self._has_data.set()
 
     def _end_gap(self) -> None:
@@ -241,7 +248,7 @@ class Recorder:
         """Write queued lines until cancelled (or a write fails: then return)."""
         while not self._stopped:
             await self._has_data.wait()
-            self._has_data = anyio.Event()
+            self._has_data, self._signalled = anyio.Event(), False
             await self._flush()
 
     async def _flush(self) -> None:
