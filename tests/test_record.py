@@ -202,6 +202,18 @@ async def test_sent_frames_are_recorded_with_the_token_redacted(tmp_path: Path, 
     # Everything the client wrote, in order: the server's view minus the token.
     assert sent == [redact_frame_obj(frame) for frame in wrote]
     assert any(TOKEN in json.dumps(frame) for frame in wrote)  # it was sent, though
+    # Every request is on file before its replies (the tap sees it before the write).
+    body = lines(path)
+    sent_at = {
+        req_id(json.loads(line["text"])): k for k, line in enumerate(body) if line["kind"] == "sent"
+    }
+    replies = 0
+    for k, line in enumerate(body):
+        reply = json.loads(line["text"]) if line["kind"] == "recv" else None
+        if isinstance(reply, dict) and req_id(reply) is not None:
+            assert sent_at[req_id(reply)] < k
+            replies += 1
+    assert replies >= 4
     if api == "v1":
         private = next(s for s in sent if s.get("subscription", {}).get("name") == "ownTrades")
         assert private["subscription"]["token"] == "<redacted>"
@@ -210,6 +222,10 @@ async def test_sent_frames_are_recorded_with_the_token_redacted(tmp_path: Path, 
         private = next(s for s in sent if s["params"].get("channel") == "executions")
         assert private["params"]["token"] == "<redacted>"
         assert [s["method"] for s in sent] == ["subscribe", "subscribe", "unsubscribe", "ping"]
+
+
+def req_id(frame: dict[str, Any]) -> Any:
+    return frame.get("reqid", frame.get("req_id"))
 
 
 def redact_frame_obj(frame: Any) -> Any:
