@@ -737,3 +737,21 @@ def test_cli_bad_output_is_refused_before_connecting(tmp_path: Path) -> None:
         timeout=TIMEOUT,
     )
     assert missing.returncode == 2 and "needs at least one symbol" in missing.stderr
+
+
+async def test_overflow_block_through_the_shell_loses_nothing(tmp_path: Path) -> None:
+    # buffer=1: every read waits for the writer (the shell's backpressure path).
+    path = tmp_path / "block.jsonl"
+    record = RecordOptions(path, overflow="block", buffer=1, io="inline")
+    sent = [f'{{"channel":"heartbeat","n":{n}}}' for n in range(300)]
+    async with open_fake_kraken() as server:
+        async with v2.open_kraken(server.v2_url, record=record) as conn:
+            await conn.wait_connected()
+            for text in sent:
+                await server.send_raw(text)
+            await conn.ping()
+            recorder = conn.recording
+            assert recorder is not None
+        stats = recorder.stats
+    assert stats.frames_dropped == 0 and stats.frames_recorded == stats.frames_seen
+    assert [t for t in received(path) if '"n":' in str(t)] == sent
