@@ -27,7 +27,7 @@ from helpers import next_of
 
 from kraky_anyio import Connected, Notice, __version__, open_kraken, v2
 from kraky_anyio.recording import RecordingError, RecordOptions
-from kraky_anyio.recording.format import Entry, redact_frame
+from kraky_anyio.recording.format import Entry, clean_url, redact_frame
 from kraky_anyio.recording.recorder import Recorder
 from kraky_anyio.recording.writer import part_path
 from kraky_anyio.testing.server import open_fake_kraken
@@ -242,6 +242,9 @@ def test_redaction_keeps_the_rest_of_the_text_and_catches_odd_spellings() -> Non
     assert json.loads(out)["params"]["deep"] == [{"secret": "<redacted>"}]
     assert '"n":[1.10,2e5]' in out  # numbers kept as written
     assert redact_frame('{"event":"ping","reqid":1}') == '{"event":"ping","reqid":1}'
+    # The header's URL: no query string, fragment or user info.
+    assert clean_url("wss://user:pw@[::1]:8443/v2?token=abc#x") == "wss://[::1]:8443/v2"
+    assert clean_url("wss://ws.kraken.com") == "wss://ws.kraken.com"
 
 
 async def test_a_reconnect_is_two_sockets_in_one_file(tmp_path: Path) -> None:
