@@ -891,8 +891,7 @@ async def _trade_against(v2_url: str, token: str) -> None:
             order_id = reply.result["order_id"]
             async for message in executions:
                 if isinstance(message, ExecutionsMessage) and any(
-                    e.order_id == order_id and e.exec_type == "filled"
-                    for e in message.data
+                    e.order_id == order_id and e.exec_type == "filled" for e in message.data
                 ):
                     break
             with pytest.raises(KrakenError) as refused:
