@@ -44,6 +44,7 @@ from ..errors import OrderOutcomeUnknownError
 from ..requests import DEFERRED_TOKEN, Request
 from ..stats import Stats
 from .messages import Response
+from .request_frames import envelope
 
 __all__ = ["ORDER_METHODS", "OrderExpect", "OrderMatcher", "expect", "lost_error", "order_request"]
 
@@ -122,7 +123,7 @@ def order_request(
     """The request of an order method: ``params`` (token included, maybe
     :data:`~kraky_anyio.requests.DEFERRED_TOKEN`) sent once under ``req_id``."""
     slot = params if params.get("token") == DEFERRED_TOKEN else None
-    message = {"method": method, "params": params, "req_id": req_id}
+    message = envelope(method, params, req_id)
     return Request(
         req_id, method, method, message, 1, list(expected.parts), expected, token_slot=slot
     )

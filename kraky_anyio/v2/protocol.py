@@ -38,6 +38,7 @@ from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMes
 from .params import encode_request, subscription_params
 from .private_feeds import PrivateFeeds
 from .private_messages import BalancesMessage, ExecutionsMessage
+from .request_frames import checked_params, envelope, subscription_request
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
 
 __all__ = [
@@ -93,7 +94,7 @@ class KrakenV2Protocol(RequestLifecycle):
         self._sub_tokens: dict[SubKey, str] = {}
         #: Sequence checks of ``executions``/``balances`` (resubscribe on a gap).
         self.private_feeds = PrivateFeeds(
-            self._stats, self.requests, self.subscriptions, self._sub_tokens, _subscription_request
+            self._stats, self.requests, self.subscriptions, self._sub_tokens, subscription_request
         )
         self._orders = order_requests.OrderMatcher(self._stats)
 
@@ -111,11 +112,11 @@ class KrakenV2Protocol(RequestLifecycle):
     def ping(self, req_id: int | None = None) -> Request:
         """A ``ping``; settled by its ``pong``."""
         rid = self._reqid(req_id)
-        return self.requests.add(Request(rid, "ping", "pong", _frame("ping", None, rid), 1))
+        return self.requests.add(Request(rid, "ping", "pong", envelope("ping", None, rid), 1))
 
     def liveness_ping(self) -> Request:
         rid = self.requests.reqid(None, internal=True)
-        msg = _frame("ping", None, rid)
+        msg = envelope("ping", None, rid)
         return self.requests.add(Request(rid, "ping", "pong", msg, 1, internal=True))
 
     def subscribe(
@@ -135,9 +136,9 @@ class KrakenV2Protocol(RequestLifecycle):
         ``ValueError``/``TypeError`` for bad arguments, before anything is
         registered."""
         given = dict(params or {})
-        wire = _checked(channel, symbols, given, default_token)
+        wire = checked_params(channel, symbols, given, default_token)
         rid = self._reqid(req_id)
-        req = _subscription_request("subscribe", wire, rid)
+        req = subscription_request("subscribe", wire, rid)
         key = str(req.key)
         if isinstance(given.get("token"), str):
             self._sub_tokens[key] = given["token"]
@@ -165,14 +166,14 @@ class KrakenV2Protocol(RequestLifecycle):
         given = dict(params or {})
         if not connected and needs_token(channel) and "token" not in given and not default_token:
             default_token = DEFERRED_TOKEN  # never sent unless it goes out below
-        wire = _checked(channel, symbols, given, default_token)
+        wire = checked_params(channel, symbols, given, default_token)
         key = subscription_key(wire)
         targets: list[str | None] = list(wire.get("symbol") or [None])
         local = not connected and not any(
             (e := self.subscriptions.entry(key, s)) is not None and e.in_flight > 0 for s in targets
         )
         rid = self._reqid(req_id)
-        req = _subscription_request("unsubscribe", wire, rid)
+        req = subscription_request("unsubscribe", wire, rid)
         req.bound_generation = bound_generation
         self.subscriptions.unsubscribe(key, targets)
         self._sub_tokens.pop(key, None)
@@ -194,7 +195,7 @@ class KrakenV2Protocol(RequestLifecycle):
         encode_request(method, params)  # floats, non-finite numbers: refused now
         reply = "pong" if method == "ping" else method
         rid = self._reqid(req_id)
-        msg = _frame(method, None if params is None else dict(params), rid)
+        msg = envelope(method, None if params is None else dict(params), rid)
         slot = msg.get("params")
         token_slot = (
             slot if isinstance(slot, dict) and slot.get("token") == DEFERRED_TOKEN else None
@@ -235,7 +236,7 @@ class KrakenV2Protocol(RequestLifecycle):
             real = None if symbols == [None] else [s for s in symbols if s is not None]
             wire = subscription_params(channel, real, **params)
             rid = self.requests.reqid(None, internal=True)
-            out.append(self.requests.add(_subscription_request("subscribe", wire, rid, True)))
+            out.append(self.requests.add(subscription_request("subscribe", wire, rid, True)))
         return ReplayPlan(out, notices, self.replay_burst, self.replay_window)
 
     # -- the writer --------------------------------------------------------
@@ -368,44 +369,3 @@ class KrakenV2Protocol(RequestLifecycle):
         self.subscriptions.replay_failed(key, symbol)
         log.warning("subscription %s %s could not be restored: %s", sub["channel"], symbol, why)
         return SubscriptionLost(dict(sub), symbol, why)
-
-
-def _frame(method: str, params: dict[str, Any] | None, req_id: int) -> dict[str, Any]:
-    msg: dict[str, Any] = {"method": method, "req_id": req_id}
-    if params is not None:
-        msg["params"] = params
-    return msg
-
-
-def _checked(
-    channel: str, symbols: object, given: dict[str, Any], default_token: str | None
-) -> dict[str, Any]:
-    """The checked wire ``params`` (the connection's token added where needed)."""
-    if (
-        isinstance(channel, str)
-        and needs_token(channel)
-        and "token" not in given
-        and default_token is not None
-    ):
-        given = {**given, "token": default_token}
-    return subscription_params(channel, symbols, **given)
-
-
-def _subscription_request(
-    method: str, wire: dict[str, Any], req_id: int, replay: bool = False
-) -> Request:
-    symbols: list[str] | None = wire.get("symbol")
-    parts: list[Any] = list(symbols) if symbols else [None]
-    slot = wire if wire.get("token") == DEFERRED_TOKEN else None
-    return Request(
-        req_id,
-        method,
-        method,
-        _frame(method, wire, req_id),
-        len(parts),
-        parts,
-        subscription_key(wire),
-        internal=replay,
-        replay=replay,
-        token_slot=slot,
-    )
