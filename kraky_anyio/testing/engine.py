@@ -57,27 +57,8 @@ The model, kept small on purpose:
   order types, ``executions``/``balances``, Kraken's rate counter. What this
   docstring says of orders and validation is the v1 side.
 
-Validation, in this order, with the reply's ``errorMessage``:
-
-1. :meth:`FakeMatchingEngine.rate_limit_orders` in effect:
-   ``"EOrder:Rate limit exceeded"``.
-2. The token: missing or empty ``"EGeneral:Invalid arguments:token"``; not
-   among the server's ``valid_tokens``, revoked, or expired with
-   :meth:`FakeMatchingEngine.expire_token`: ``"ESession:Invalid session"``.
-3. The system status: ``maintenance`` refuses everything
-   (``"EService:Unavailable"``); ``cancel_only`` refuses ``addOrder`` and
-   ``editOrder``; ``post_only`` and ``limit_only`` refuse market orders.
-4. The fields (see :mod:`~kraky_anyio.testing.order_desk`): a bad one
-   ``"EGeneral:Invalid arguments:<field>"``, an unknown pair, a volume under
-   the minimum, an order not open in the account.
-
-``validate: "true"`` (or ``true``) answers ``ok`` with ``descr`` but no
-``txid``, and changes nothing. ``cancelOrder`` gets one ``cancelOrderStatus``
-per txid, in request order, each ``ok`` or ``"EOrder:Unknown order"``; an
-error about the whole request (rate limit, token, status) is also repeated
-once per txid, so a client waiting for one reply per txid is answered
-(Kraken's own behaviour there is unconfirmed). Replies carry the request's
-``reqid`` only when it had one; their keys are sorted, like Kraken's.
+Validation (v1), in order, and the replies' shapes: see
+:mod:`~kraky_anyio.testing.order_checks`.
 """
 
 from __future__ import annotations
@@ -391,23 +372,10 @@ class FakeMatchingEngine:
             assert isinstance(token, str)
             account = self.account_of(token)
             checks.check_status(session.status, event)
-            if event == "addOrder":
-                return [self._desk.add_order(session, request, account, now, updates)]
-            if event == "editOrder":
-                return [self._desk.edit_order(session, request, account, now, updates)]
-            if event == "cancelOrder":
-                return self._desk.cancel_order(request, account, now, updates)
-            if event == "cancelAll":
-                count = self._ledger.cancel_all(
-                    account, "User requested", self.wall_time(now), updates
-                )
-                return [checks.reply(request, status_event, count=count, status="ok")]
+            replies = self._desk.handle(session, event, request, account, now, updates)
             if event == "cancelAllOrdersAfter":
-                reply = self._desk.cancel_after(request, account, now)
-                if self._wake is not None:
-                    self._wake.set()  # the switch's due time changed
-                return [reply]
-            raise RequestError("EGeneral:Unknown method")
+                self._rearm()  # the switch's due time changed
+            return replies
         except RequestError as exc:
             return [checks.error_reply(request, status_event, str(exc)) for _ in range(copies)]
 
