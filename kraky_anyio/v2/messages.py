@@ -299,7 +299,9 @@ class Response(msgspec.Struct, kw_only=True):
     method's result as plain JSON (a dict, or a list for ``batch_add``);
     ``error`` is Kraken's error text when ``success`` is False; ``symbol``
     names the symbol an error is about (Kraken puts it at the top level; an
-    ack carries it in ``result``).
+    ack carries it in ``result``). ``order_id``/``cl_ord_id``/``order_userref``
+    name the order a ``cancel_order`` error is about; ``orders_cancelled`` is
+    ``batch_cancel``'s count (top level in real frames).
     """
 
     method: str
@@ -308,6 +310,10 @@ class Response(msgspec.Struct, kw_only=True):
     result: Any = None
     error: str | None = None
     symbol: str | None = None
+    order_id: str | None = None
+    cl_ord_id: str | None = None
+    order_userref: int | None = None
+    orders_cancelled: int | None = None
     warnings: list[str] | None = None
     time_in: str | None = None
     time_out: str | None = None

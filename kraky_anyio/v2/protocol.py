@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ..errors import KrakenError
+from ..errors import KrakenError, ReplyLostError
 from ..lifecycle import RequestLifecycle
 from ..notices import SubscriptionLost
 from ..redaction import shorten
@@ -33,6 +33,7 @@ from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
+from . import order_requests
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
@@ -193,6 +194,18 @@ class KrakenV2Protocol(RequestLifecycle):
         )
         return self.requests.add(Request(rid, method, reply, msg, 1, token_slot=token_slot))
 
+    def order(
+        self,
+        method: str,
+        params: dict[str, Any],
+        expect: order_requests.OrderExpect,
+        req_id: int | None = None,
+    ) -> Request:
+        """An order request (:mod:`.order_requests`): checked ``params``
+        with the token; written once, never replayed."""
+        rid = self._reqid(req_id)
+        return self.requests.add(order_requests.order_request(method, params, expect, rid))
+
     def replay_needs_token(self) -> bool:
         return any(needs_token(sub["channel"]) for sub, _ in self.subscriptions.replay_plan())
 
@@ -282,8 +295,8 @@ class KrakenV2Protocol(RequestLifecycle):
         if req.event in _SUBSCRIPTION_METHODS:
             if not self._answer_symbols(req, resp, verdict):
                 return
-        else:
-            req.replies.append(resp)
+        elif not order_requests.answer(req, resp, stats):
+            return
         if req.complete:
             failed = [r for r in req.replies if r.success is False]
             error = KrakenError(failed[0].error or "error", req.replies) if failed else None
@@ -330,6 +343,10 @@ class KrakenV2Protocol(RequestLifecycle):
                 why = resp.error or "error"
                 verdict.messages.append(self._replay_lost(key, entry.subscription, s, why))
         return True
+
+    def _lost_error(self, req: Request, why: str) -> ReplyLostError:
+        error = super()._lost_error(req, why)
+        return order_requests.lost_error(req, why) or error
 
     def _replay_lost(
         self, key: SubKey, sub: dict[str, Any], symbol: str | None, why: str

@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import anyio
 
@@ -28,7 +28,7 @@ from ..requests import Request, RequestState
 from .rate_budget import BRAKES, Charge, RateBudget, rate_limited
 from .rate_queue import Ticket
 
-__all__ = ["RateKeeper", "admit"]
+__all__ = ["RateKeeper", "admit", "admitted"]
 
 log = logging.getLogger("kraky_anyio")
 
@@ -119,7 +119,24 @@ class _Sent:
 
     def bind(self, request: Request) -> None:
         """The request built for this charge (before it is queued)."""
-        self.request = request
+        if self.charge.method:
+            self.request = request
+
+
+_UNLIMITED: Final = _Sent(Charge(""), {})
+
+
+@asynccontextmanager
+async def admitted(
+    keeper: RateKeeper | None, method: str, params: Mapping[str, Any]
+) -> AsyncIterator[_Sent]:
+    """``keeper.admitted(method, params)``, or nothing to wait for when the
+    connection has no budget (``sent.bind`` is then a no-op)."""
+    if keeper is None:
+        yield _UNLIMITED
+        return
+    async with keeper.admitted(method, params) as sent:
+        yield sent
 
 
 class RateKeeper:
