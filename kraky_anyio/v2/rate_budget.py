@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 from . import rate_rules
 from .rate_orders import OrderInfo, OrderTable, field_of, listed
 from .rate_queue import PairQueues
-from .rate_rules import Action, action_cost, decayed
+from .rate_rules import Action, action_cost, cost_changes_in, decayed
 
 __all__ = ["BRAKES", "WAKE_MARGIN", "Charge", "Policy", "RateBudget", "rate_limited"]
 
@@ -68,6 +68,9 @@ class Charge:
     method: str
     costs: Mapping[str, int] = field(default_factory=dict)
     unknown: int = 0
+    #: Seconds until a cost here drops as its orders age (None: never): a
+    #: caller waiting for room plans again then.
+    cheaper_in: float | None = None
 
     @property
     def total(self) -> int:
@@ -187,20 +190,21 @@ class RateBudget:
                 return Charge(method, {symbol: n} if n else {})
             return Charge(method, unknown=n)
         if method == "cancel_all":
-            return Charge(method, self._costs("cancel", self.orders, now))
+            costs, cheaper_in = self._costs("cancel", self.orders, now)
+            return Charge(method, costs, cheaper_in=cheaper_in)
         if method == "cancel_all_orders_after":
             return Charge(method)
         action = _BY_AGE.get(method)
         if action is None:
             raise ValueError(f"{method!r} is not an order action the budget can price")
         found, unknown = self._targets(method, p)
-        costs = self._costs(action, found, now)
+        costs, cheaper_in = self._costs(action, found, now)
         # A pair named in the request (edit_order's symbol): the youngest price.
         symbol = p.get("symbol")
         if unknown and isinstance(symbol, str) and symbol:
             costs[symbol] = costs.get(symbol, 0) + unknown * action_cost(action, None)
             unknown = 0
-        return Charge(method, costs, unknown)
+        return Charge(method, costs, unknown, cheaper_in)
 
     def _targets(self, method: str, p: Mapping[str, Any]) -> tuple[list[OrderInfo], int]:
         """The known orders a request touches, and how many it names unknown."""
@@ -228,11 +232,19 @@ class RateBudget:
             unknown += not hits
         return found, unknown
 
-    def _costs(self, action: Action, orders: Iterable[OrderInfo], now: float) -> dict[str, int]:
+    def _costs(
+        self, action: Action, orders: Iterable[OrderInfo], now: float
+    ) -> tuple[dict[str, int], float | None]:
+        """Costs by pair, and the seconds until the first of them drops."""
         costs: dict[str, int] = {}
+        soonest: float | None = None
         for info in orders:
-            costs[info.pair] = costs.get(info.pair, 0) + action_cost(action, info.age(now))
-        return costs
+            age = info.age(now)
+            costs[info.pair] = costs.get(info.pair, 0) + action_cost(action, age)
+            step = cost_changes_in(action, age)
+            if step is not None and (soonest is None or step < soonest):
+                soonest = step
+        return costs, soonest
 
     # -- waiting ---------------------------------------------------------------
 

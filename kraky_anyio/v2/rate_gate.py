@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ import anyio
 
 from ..errors import RateLimitError
 from ..requests import Request, RequestState
-from .rate_budget import BRAKES, Charge, RateBudget, rate_limited
+from .rate_budget import BRAKES, WAKE_MARGIN, Charge, RateBudget, rate_limited
 from .rate_queue import Ticket
 
 __all__ = ["RateKeeper", "admit", "admitted"]
@@ -59,13 +59,19 @@ def _refusal(budget: RateBudget, charge: Charge, now: float) -> RateLimitError:
     )
 
 
-async def admit(budget: RateBudget, charge: Charge) -> None:
-    """Commit ``charge`` to ``budget`` once it fits, waiting if need be.
+async def admit(
+    budget: RateBudget, charge: Charge, replan: Callable[[float], Charge] | None = None
+) -> Charge:
+    """Commit ``charge`` to ``budget`` once it fits, waiting if need be;
+    returns what was committed.
 
     ``policy="wait"``: blocks until the charge fits on every pair it touches,
     behind the callers already waiting there (first come, first served); a
     cancellation while waiting takes the caller out of the queue, charging
-    nothing. ``policy="raise"``: never blocks; raises
+    nothing. While it waits, its orders age and may get cheaper:
+    ``replan(now)`` prices it again when a cost drops
+    (:attr:`~.rate_budget.Charge.cheaper_in`) and before it is committed.
+    ``policy="raise"``: never blocks; raises
     :class:`~kraky_anyio.errors.RateLimitError` if it does not fit now.
     A charge bigger than the limit itself raises under either policy.
     ``cancel_all``/``cancel_all_orders_after`` are committed at once.
@@ -73,7 +79,7 @@ async def admit(budget: RateBudget, charge: Charge) -> None:
     now = anyio.current_time()
     if charge.method in BRAKES or not charge.costs:
         budget.commit(charge, now)
-        return
+        return charge
     queues = budget.queues
     busy = any(queues.waiting(p) for p in charge.costs)
     wait = budget.wait_time(charge, now)
@@ -82,7 +88,7 @@ async def admit(budget: RateBudget, charge: Charge) -> None:
         raise _refusal(budget, charge, now)
     if wait == 0 and not busy:
         budget.commit(charge, now)
-        return
+        return charge
     budget.waited += 1
     ticket = queues.join(charge)
     try:
@@ -91,13 +97,17 @@ async def admit(budget: RateBudget, charge: Charge) -> None:
             timeout = math.inf  # not first: woken when the caller before it leaves
             if queues.first(ticket):
                 now = anyio.current_time()
+                if replan is not None:
+                    charge = replan(now)
                 timeout = budget.wait_time(charge, now)
                 if timeout == 0:
                     budget.commit(charge, now)
-                    return
+                    return charge
                 if math.isinf(timeout):  # the ceiling fell under it while it waited
                     budget.refused += 1
                     raise _refusal(budget, charge, now)
+                if replan is not None and charge.cheaper_in is not None:
+                    timeout = min(timeout, charge.cheaper_in + WAKE_MARGIN)
             with anyio.move_on_after(timeout):
                 await event.wait()
     finally:
@@ -157,7 +167,11 @@ class RateKeeper:
         cancelled before the wire, refused locally) is refunded; its replies
         update the budget as they come, even after the caller left."""
         budget = self.budget
-        charge = budget.plan(method, params, anyio.current_time())
+
+        def plan(now: float) -> Charge:
+            return budget.plan(method, params, now)
+
+        charge = plan(anyio.current_time())
         if charge.unknown:
             log.warning(
                 "order rate budget: %s touches %d order(s) the client does not know "
@@ -166,8 +180,7 @@ class RateKeeper:
                 method,
                 charge.unknown,
             )
-        await admit(budget, charge)
-        sent = _Sent(charge, params)
+        sent = _Sent(await admit(budget, charge, plan), params)
         self._sent.append(sent)
         try:
             yield sent
