@@ -16,7 +16,7 @@ from kraky_anyio import KrakyError, RateLimitError, v2
 from kraky_anyio.requests import Request, RequestState
 from kraky_anyio.v2.messages import ExecutionsMessage, Response
 from kraky_anyio.v2.rate_budget import WAKE_MARGIN, Charge, RateBudget
-from kraky_anyio.v2.rate_gate import RateKeeper, admit
+from kraky_anyio.v2.rate_gate import RateKeeper, admit, admitted
 from kraky_anyio.v2.rate_orders import MAX_ORDERS, OrderTable
 from kraky_anyio.v2.rate_queue import PairQueues
 
@@ -541,3 +541,24 @@ async def test_one_budget_shared_by_two_connections_keepers() -> None:
         pass
     # The second connection's add waited for the first's: one decay second.
     assert anyio.current_time() - start == pytest.approx(1.0 + WAKE_MARGIN, abs=1e-6)
+
+
+@pytest.mark.anyio
+async def test_a_waiting_cancel_is_priced_again_as_its_order_ages() -> None:
+    b = RateBudget("starter", headroom=0)
+    start = anyio.current_time()
+    placed(b, "O1", start)
+    fill(b, BTC, 60, now=start)
+    keeper = RateKeeper(b)
+    async with keeper.admitted("cancel_order", {"order_id": ["O1"]}) as sent:
+        pass
+    # At 5 s the cancel costs 6, not 8: it fits one decay second later.
+    assert anyio.current_time() - start == pytest.approx(6.0 + WAKE_MARGIN, abs=1e-6)
+    assert sent.charge.costs == {BTC: 6}
+
+
+@pytest.mark.anyio
+async def test_no_budget_means_nothing_to_wait_for() -> None:
+    async with admitted(None, "add_order", {"symbol": BTC}) as sent:
+        sent.bind(order_request("add_order"))
+    assert sent.request is None
