@@ -331,6 +331,36 @@ def test_maxratecount_sets_the_ceiling() -> None:
     assert b.ceiling == 100
 
 
+def test_odd_reports_change_nothing() -> None:
+    b = RateBudget("starter")
+    for count in (-3, math.nan, math.inf, "12", True, None):
+        assert b.executions(executions("update", {"ratecount": count, "symbol": BTC}), 0.0) == []
+    assert b.executions(SimpleNamespace(type="update", data=7), 0.0) == []
+    assert b.resyncs == 0 and b.level(BTC, 0.0) == 0.0
+
+
+def test_an_unknown_order_refusal_forgets_the_order() -> None:
+    b = RateBudget()
+    placed(b, "O1", 0.0)
+    placed(b, "O2", 0.0)
+    b.orders.refused(
+        "cancel_order",
+        Response(
+            method="cancel_order", success=False, error="EOrder:Insufficient funds", order_id="O1"
+        ),
+    )
+    b.orders.refused(
+        "add_order",
+        Response(method="add_order", success=False, error="EOrder:Unknown order", order_id="O1"),
+    )
+    assert len(b.orders) == 2
+    b.orders.refused(
+        "cancel_order",
+        Response(method="cancel_order", success=False, error="EOrder:Unknown order", order_id="O1"),
+    )
+    assert b.orders.get("O1") is None and b.orders.get("O2") is not None
+
+
 def test_a_rate_rejection_refunds_and_raises_the_floor() -> None:
     b = RateBudget("starter")
     charge = Charge("add_order", {BTC: 1})

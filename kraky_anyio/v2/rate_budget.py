@@ -333,7 +333,8 @@ class RateBudget:
         counter a report reset (waiting callers there may go earlier)."""
         snapshot = field_of(message, "type") == "snapshot"
         resynced: list[str] = []
-        for entry in field_of(message, "data") or ():
+        entries = field_of(message, "data")
+        for entry in entries if isinstance(entries, list | tuple) else ():
             count, symbol = field_of(entry, "ratecount"), field_of(entry, "symbol")
             if _is_count(count) and isinstance(symbol, str) and symbol:
                 self.resync(symbol, count, now)
@@ -364,7 +365,9 @@ def _count(orders: object) -> int:
 
 
 def _is_count(value: object) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return False
+    return math.isfinite(value) and value >= 0
 
 
 def rate_limited(error: object) -> bool:

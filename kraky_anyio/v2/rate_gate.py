@@ -227,6 +227,8 @@ class RateKeeper:
                         resp.error,
                     )
                     budget.rejected_for_rate(sent.charge, now)
+                else:
+                    budget.orders.refused(sent.charge.method, resp)
             else:
                 budget.orders.response(sent.charge.method, sent.params, resp.result, now)
         sent.seen = len(req.replies)

@@ -38,6 +38,7 @@ _MAX_GONE: Final = 4096
 
 _OPEN: Final = frozenset({"pending_new", "new", "partially_filled"})
 _GONE: Final = frozenset({"filled", "canceled", "cancelled", "expired"})
+_ON_ORDERS: Final = frozenset({"cancel_order", "batch_cancel", "amend_order", "edit_order"})
 
 
 def field_of(entry: Any, name: str) -> Any:
@@ -201,6 +202,15 @@ class OrderTable:
                     self.gone(info)
         elif method == "cancel_all":
             self.clear()
+
+    def refused(self, method: str, response: Any) -> None:
+        """Apply a refusal: ``EOrder:Unknown order`` on a cancel, amend or
+        edit means Kraken has no such open order (the response names it)."""
+        error = field_of(response, "error")
+        if isinstance(error, str) and error.startswith("EOrder:Unknown order"):
+            info = self.get(field_of(response, "order_id"), field_of(response, "cl_ord_id"))
+            if info is not None and method in _ON_ORDERS:
+                self.gone(info)
 
     def _placed_by(self, pair: str, now: float, result: Any, sent: Any) -> None:
         self.placed(
