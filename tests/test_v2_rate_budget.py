@@ -66,6 +66,8 @@ def test_tiers_and_overrides() -> None:
     assert b.limit == 124.0
     b = RateBudget("pro", "raise", ceiling=100, decay=2, headroom=0)
     assert (b.ceiling, b.decay, b.policy, b.limit) == (100, 2.0, "raise", 100.0)
+    with pytest.raises(AttributeError):
+        b.policy = "wait"  # type: ignore[misc]
     assert repr(b) == (
         "RateBudget(tier='pro', policy='raise', ceiling=100, decay=2.0, headroom=0.0)"
     )

@@ -136,12 +136,12 @@ class RateBudget:
         cap = rules.ceiling if ceiling is None else ceiling
         if not 0 <= room < cap:
             raise ValueError(f"headroom must be >= 0 and below the ceiling {cap}, got {headroom!r}")
-        self.tier = rules.name
-        self.policy: Policy = policy
-        self.headroom = room
+        self._tier = rules.name
+        self._policy: Policy = policy
+        self._headroom = room
         self._cap = ceiling  # the user's explicit ceiling, if any
-        self.ceiling = cap
-        self.decay = rules.decay if decay is None else float(decay)
+        self._ceiling = cap
+        self._decay = rules.decay if decay is None else float(decay)
         self.orders = OrderTable()
         self._counters: dict[str, _Counter] = {}
         #: Callers waiting for room, first come first served, per pair.
@@ -161,6 +161,28 @@ class RateBudget:
             f"RateBudget(tier={self.tier!r}, policy={self.policy!r}, "
             f"ceiling={self.ceiling}, decay={self.decay}, headroom={self.headroom})"
         )
+
+    @property
+    def tier(self) -> str:
+        return self._tier
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @property
+    def headroom(self) -> float:
+        return self._headroom
+
+    @property
+    def ceiling(self) -> int:
+        """Kraken's ceiling: the tier's (or ``ceiling=``), then ``maxratecount``'s."""
+        return self._ceiling
+
+    @property
+    def decay(self) -> float:
+        """Counts per second the counter decays."""
+        return self._decay
 
     @property
     def limit(self) -> float:
@@ -320,10 +342,10 @@ class RateBudget:
             return
         if maxratecount < 1 or maxratecount <= self.headroom:
             return
-        self.ceiling = maxratecount if self._cap is None else min(self._cap, maxratecount)
+        self._ceiling = maxratecount if self._cap is None else min(self._cap, maxratecount)
         for rules in rate_rules.TIERS.values():
             if rules.ceiling == maxratecount:
-                self.decay = min(self.decay, rules.decay)
+                self._decay = min(self._decay, rules.decay)
 
     # -- what Kraken said -----------------------------------------------------
 
