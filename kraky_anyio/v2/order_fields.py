@@ -254,6 +254,11 @@ def rfc3339(name: str, value: object) -> str:
     return value
 
 
+def _loose(text: str) -> str:
+    """``text`` without case, spaces, ``-`` or ``_``: how a near miss is recognised."""
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
 def one_of(choices: tuple[str, ...]) -> Callable[[str, object], str]:
     """A check accepting exactly one of ``choices`` (Kraken's spelling)."""
 
@@ -261,8 +266,7 @@ def one_of(choices: tuple[str, ...]) -> Callable[[str, object], str]:
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         if value not in choices:
-            near = next((c for c in choices if c == value.strip().lower().replace("_", "-")), None)
-            near = near or next((c for c in choices if c == value.strip().lower()), None)
+            near = next((c for c in choices if _loose(c) == _loose(value)), None)
             hint = f" (write {near!r})" if near else ""
             raise ValueError(
                 f"{name} must be one of {', '.join(choices)}; got {v.show(value)}{hint}"
@@ -291,7 +295,10 @@ def price(name: str, value: object) -> Decimal | int:
 
 
 def symbol(name: str, value: object) -> str:
-    """One v2 symbol (``BTC/USD``; see :func:`~.params.normalize_symbols`)."""
+    """One v2 symbol, ``BASE/QUOTE`` (``BTC/USD``; see :func:`~.params.normalize_symbols`)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be one symbol (a str), got {type(value).__name__}")
+    base, _, quote = value.partition("/")
+    if not base or not quote or "/" in quote or any(c.isspace() for c in value):
+        raise ValueError(f"{name} must be BASE/QUOTE like 'BTC/USD', got {v.show(value)}")
     return normalize_symbols(value)[0]

@@ -7,7 +7,7 @@ once), with the connection's token, or the writer's deferred one, in its
 ``params``. What it waits for is its :class:`OrderExpect`: one response, or
 for ``cancel_order`` one per order named.
 
-``cancel_order`` settling (:func:`answer`), deterministic:
+``cancel_order`` settling (:class:`OrderMatcher`), deterministic:
 
 * each ``order_id``, ``cl_ord_id`` and ``order_userref`` named is one *part*;
   the request completes when every part has an answer;
@@ -22,8 +22,8 @@ for ``cancel_order`` one per order named.
   open part, so the request settles at once;
 * an ``order_userref`` may match several orders: its part is answered by the
   first response; later ones arriving before the request completes are kept
-  in its replies, those arriving after it reach message consumers only (and
-  count as ``unmatched_replies``): reconcile such cancels from ``executions``;
+  in its replies, those arriving after it reach message consumers only (they
+  count as ``late_replies``): reconcile such cancels from ``executions``;
 * a second response for a part already answered is a duplicate: counted
   (``duplicate_replies``), logged, and left out of the replies.
 
@@ -35,6 +35,7 @@ A request written on a socket lost before its last response fails with
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,7 +45,7 @@ from ..requests import DEFERRED_TOKEN, Request
 from ..stats import Stats
 from .messages import Response
 
-__all__ = ["ORDER_METHODS", "OrderExpect", "answer", "expect", "lost_error", "order_request"]
+__all__ = ["ORDER_METHODS", "OrderExpect", "OrderMatcher", "expect", "lost_error", "order_request"]
 
 log = logging.getLogger("kraky_anyio")
 
@@ -129,6 +130,8 @@ def order_request(
 
 # -- matching ------------------------------------------------------------------------
 
+#: Settled userref cancels remembered to recognise their later responses.
+_USERREF_MEMORY: Final = 256
 _ALL: Final = object()  # the response answers every open part
 _EXTRA: Final = object()  # one more order matched by an answered order_userref
 
@@ -169,24 +172,42 @@ def _which(req: Request, resp: Response) -> Any:
     return open_parts[0] if open_parts else None
 
 
-def answer(req: Request, resp: Response, stats: Stats) -> bool:
-    """Record ``resp`` for ``req``, a request other than a subscription's (a
-    ``cancel_order``'s by the part it answers, see the module text). False
-    for a duplicate, which is counted, logged and not recorded."""
-    if not req.parts:
+class OrderMatcher:
+    """Matches responses to order requests for one protocol object, and
+    remembers the recently settled ``cancel_order`` requests that named an
+    ``order_userref`` (their later responses are recognised, not unknown)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._userref_cancels: OrderedDict[int, None] = OrderedDict()
+
+    def answer(self, req: Request, resp: Response) -> bool:
+        """Record ``resp`` for ``req``, a request other than a subscription's
+        (a ``cancel_order``'s by the part it answers, see the module text).
+        False for a duplicate, which is counted, logged and not recorded."""
+        if not req.parts:
+            req.replies.append(resp)
+            return True
+        part = _which(req, resp)
+        if part is None:
+            self._stats.duplicate_replies += 1
+            log.warning("req_id %r: a response for an order already answered", req.reqid)
+            return False
+        if part is _ALL:
+            req.answered.update(req.parts)
+        elif part is not _EXTRA:
+            req.answered.add(part)
         req.replies.append(resp)
+        if req.complete and any(key == "order_userref" for key, _ in req.parts):
+            self._userref_cancels[req.reqid] = None
+            while len(self._userref_cancels) > _USERREF_MEMORY:
+                self._userref_cancels.popitem(last=False)
         return True
-    part = _which(req, resp)
-    if part is None:
-        stats.duplicate_replies += 1
-        log.warning("req_id %r: a response for an order already answered", req.reqid)
-        return False
-    if part is _ALL:
-        req.answered.update(req.parts)
-    elif part is not _EXTRA:
-        req.answered.add(part)
-    req.replies.append(resp)
-    return True
+
+    def late(self, resp: Response) -> bool:
+        """True if ``resp`` is one more order cancelled by the ``order_userref``
+        of a ``cancel_order`` that has already returned."""
+        return resp.method == "cancel_order" and resp.req_id in self._userref_cancels
 
 
 def lost_error(req: Request, why: str) -> OrderOutcomeUnknownError | None:

@@ -89,6 +89,7 @@ class KrakenV2Protocol(RequestLifecycle):
         # Tokens given in a subscribe's params: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
+        self._orders = order_requests.OrderMatcher(self._stats)
 
     @property
     def stats(self) -> Stats:
@@ -281,9 +282,9 @@ class KrakenV2Protocol(RequestLifecycle):
                 stats.rate_limit_errors += 1
         req = self.requests.get(resp.req_id)
         if req is None or req.state not in _WIRE:
-            if self.requests.was_expired(resp.req_id):
+            if self.requests.was_expired(resp.req_id) or self._orders.late(resp):
                 stats.late_replies += 1
-                log.info("late response to expired req_id %r: %s", resp.req_id, resp.method)
+                log.info("late response to settled req_id %r: %s", resp.req_id, resp.method)
             else:
                 stats.unmatched_replies += 1
                 log.warning("response to an unknown req_id %r: %s", resp.req_id, resp.method)
@@ -295,7 +296,7 @@ class KrakenV2Protocol(RequestLifecycle):
         if req.event in _SUBSCRIPTION_METHODS:
             if not self._answer_symbols(req, resp, verdict):
                 return
-        elif not order_requests.answer(req, resp, stats):
+        elif not self._orders.answer(req, resp):
             return
         if req.complete:
             failed = [r for r in req.replies if r.success is False]

@@ -53,25 +53,29 @@ if TYPE_CHECKING:
     from .order_fields import AddOrderFields, AmendOrderFields, EditOrderFields, OrderFields
     from .protocol import KrakenV2Protocol
 
-__all__ = ["OrderMethods", "check_trading_url"]
+__all__ = ["TRADING_ENVIRONMENTS", "OrderMethods", "check_trading_url"]
 
-#: Kraken's v2 hosts that serve trading (the others answer order methods with an error).
-TRADING_HOSTS: Final = frozenset({"ws-auth.kraken.com", "beta-ws-auth.kraken.com"})
+#: The environments (:data:`~kraky_anyio.v2.connection.ENVIRONMENTS`) that serve trading.
+TRADING_ENVIRONMENTS: Final = ("production-auth", "beta-auth")
 
 
 def check_trading_url(url: str, method: str) -> None:
     """``ValueError`` if ``url`` is a Kraken host that does not serve
-    trading; any other host (a test server, a proxy) is allowed."""
+    trading (any but those of :data:`TRADING_ENVIRONMENTS`); any other host
+    (a test server, a proxy) is allowed."""
+    from .connection import ENVIRONMENTS  # not at the top: connection imports this module
+
+    trading = {urlsplit(ENVIRONMENTS[name]).hostname for name in TRADING_ENVIRONMENTS}
     host = (urlsplit(url).hostname or "").lower()
-    if (host == "kraken.com" or host.endswith(".kraken.com")) and host not in TRADING_HOSTS:
+    if (host == "kraken.com" or host.endswith(".kraken.com")) and host not in trading:
         raise ValueError(
             f"{method} is served on Kraken's auth endpoint only: open the connection on "
-            f"'production-auth' (wss://ws-auth.kraken.com/v2), not {url}"
+            f"'production-auth' ({ENVIRONMENTS['production-auth']}), not {url}"
         )
 
 
 @contextmanager
-def _masking(secrets: Iterable[str | None]) -> Iterator[None]:
+def _masking(secrets: Iterable[object]) -> Iterator[None]:
     """Re-raise a TypeError/ValueError with every secret masked (a token
     passed by mistake as another argument)."""
     try:
@@ -80,7 +84,7 @@ def _masking(secrets: Iterable[str | None]) -> Iterator[None]:
         text = str(exc)
         masked = text
         for secret in secrets:
-            if secret:
+            if isinstance(secret, str) and secret:
                 masked = masked.replace(secret, REDACTED)
         if masked != text:
             raise type(exc)(masked) from None
