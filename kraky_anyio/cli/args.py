@@ -232,6 +232,18 @@ def parser() -> Parser:
     serve.add_argument(
         "--step", type=positive, default=0.1, metavar="SECONDS", help="market step period"
     )
+    serve.add_argument(
+        "--trading",
+        action="store_true",
+        help="open v1 and v2 trading: one test token (--token), Kraken's rate counter (--tier)",
+    )
+    serve.add_argument("--token", default="kraky-test-token", help="the test token (--trading)")
+    serve.add_argument(
+        "--tier",
+        choices=("starter", "intermediate", "pro"),
+        default="starter",
+        help="the rate counter's tier (--trading; default: starter)",
+    )
     return root
 
 

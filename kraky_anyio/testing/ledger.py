@@ -41,8 +41,9 @@ class FakeOrder:
     """One order of the engine (read it, do not change it).
 
     ``status`` is ``"pending"`` only while being placed, then ``"open"``,
-    ``"closed"`` (filled) or ``"canceled"``. Times are Unix seconds on the
-    engine's wall clock (see :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`).
+    ``"closed"`` (filled), ``"canceled"`` or ``"expired"`` (a v2
+    ``expire_time``). Times are Unix seconds on the engine's wall clock
+    (see :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`).
     """
 
     txid: str

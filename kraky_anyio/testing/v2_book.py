@@ -180,9 +180,12 @@ class V2Book:
         and fill the resting orders spelled differently from ``pair``
         (``BTC/USD`` orders when ``XBT/USD`` moved) that it crosses."""
         symbol = v2_symbol(pair)
-        ref = self.reference_for(symbol)
+        ref = self.reference.get(pair)
         if ref is None:
             return
+        for other in self.reference:  # one market, whatever its spelling
+            if v2_symbol(other) == symbol:
+                self.reference[other] = ref
         wall = self.clock.wall_time(now)
         for order in self.ledger.open_orders():
             if order.pair != pair and v2_symbol(order.pair) == symbol and order.crosses(ref):

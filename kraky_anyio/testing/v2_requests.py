@@ -35,7 +35,18 @@ from .v2_private import split_symbol
 if TYPE_CHECKING:
     from .v2_engine import Call
 
-__all__ = ["add_order", "amend_order", "batch_add", "edit_order", "find_order"]
+__all__ = [
+    "ERR_POST_ONLY_TAKES",
+    "add_order",
+    "amend_order",
+    "batch_add",
+    "edit_order",
+    "find_order",
+]
+
+#: An amend that would make a post-only order take liquidity (the fake's
+#: text: Kraken's is not recorded).
+ERR_POST_ONLY_TAKES = "EOrder:Post only order"
 
 _BATCH_SIZES = range(2, 16)
 
@@ -210,7 +221,7 @@ def amend_order(call: Call, params: dict[str, Any]) -> list[Any]:
     if post_only is None:
         post_only = bool(info and info.post_only)
     if post_only and _takes(order, price, book.reference_for(order.pair)):
-        raise RequestError(ERR_POST_ONLY)
+        raise RequestError(ERR_POST_ONLY_TAKES)
     qty = changes["order_qty"] or order.volume
     asset, amount = _needs(call, order.type, price, order.pair, qty)
     _check_funds(call, {asset: amount}, order.txid)
