@@ -78,7 +78,10 @@ def sent(server: FakeKrakenServer, method: str) -> int:
     )
 
 
-@pytest.mark.parametrize("tier", ["starter", "intermediate"])
+# One tier here (each run is 1000 requests; starter's numbers are in
+# docs/v2/trading.md): the other tiers differ only in two numbers, which the
+# budget's own tests cover.
+@pytest.mark.parametrize("tier", ["intermediate"])
 async def test_a_burst_of_500_adds_and_cancels_stays_under_the_limit(
     tier: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
