@@ -293,6 +293,18 @@ def test_typed_execution_entries_are_read_too() -> None:
     assert b.orders.get("O9") is not None
 
 
+def test_two_orders_with_one_client_id_stay_two() -> None:
+    t = OrderTable()
+    t.placed(BTC, 1.0, "O1", "dup")
+    t.placed(BTC, 2.0, "O2", "dup")  # e.g. two programs numbering alike
+    first, second = t.get("O1"), t.get("O2")
+    assert first is not None and second is not None and first is not second
+    assert (first.placed_at, second.placed_at) == (1.0, 2.0)
+    t.placed(BTC, None, None, "late")  # pending: known by its client id only
+    t.placed(BTC, 3.0, "O3", "late")
+    assert t.get("O3") is t.get(None, "late") and len(t) == 3
+
+
 def test_order_table_is_bounded() -> None:
     t = OrderTable()
     for i in range(MAX_ORDERS + 5):

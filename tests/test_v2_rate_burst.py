@@ -179,3 +179,27 @@ async def test_the_servers_maxratecount_corrects_a_wrong_tier() -> None:
         await conn.subscribe("executions", snap_orders=True)
         assert (budget.ceiling, budget.decay) == (60, 1.0)
         assert await burst(conn, 30) == []
+
+
+@pytest.mark.parametrize("shared", [True, False])
+async def test_two_connections_of_one_account_share_one_budget(shared: bool) -> None:
+    first = RateBudget("starter")
+    second = first if shared else RateBudget("starter")
+    errors: list[list[str]] = []
+
+    async def run(c: v2.KrakenV2Connection) -> None:
+        errors.append(await burst(c, 40))  # both number their cl_ord_ids alike
+
+    async with (
+        exchange("starter", first) as (_engine, server, conn),
+        v2.open_kraken(server.v2_url, token="tok", rate_limit=second) as other,
+    ):
+        with anyio.fail_after(10_000):
+            await other.wait_connected()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, conn)
+                tg.start_soon(run, other)
+    if shared:
+        assert errors == [[], []]
+    else:  # the control: two budgets each think they have the whole room
+        assert RATE_LIMITED in errors[0] + errors[1]

@@ -123,7 +123,13 @@ class OrderTable:
         cl = cl_ord_id if isinstance(cl_ord_id, str) and cl_ord_id else None
         if (oid is None and cl is None) or (oid is not None and oid in self._gone):
             return None
-        info = self.get(oid, cl)
+        info = self._by_id.get(oid) if oid is not None else None
+        if info is None and cl is not None:
+            # The same order known so far by its client id only; never another
+            # order that happens to carry that client id too.
+            named = self._by_cl.get(cl)
+            if named is not None and (oid is None or named.order_id in (None, oid)):
+                info = named
         if info is None:
             info = OrderInfo(oid, pair, now, cl)
         elif info.placed_at is None:
