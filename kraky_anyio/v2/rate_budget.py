@@ -14,9 +14,11 @@ Pricing (:meth:`RateBudget.plan`): ``add_order`` 1 on its symbol,
 ``batch_add`` 1 per order; ``amend_order``, ``edit_order``, ``cancel_order``,
 ``batch_cancel`` by each order's age (:mod:`.rate_orders` knows the orders
 from the client's responses and ``executions``). An order of unknown age on a
-known pair is priced as the youngest. An order the client cannot place on
-any pair (placed elsewhere, before this process) is not charged -- there is
-no pair to charge -- but counted (``unknown_orders``); subscribe to
+known pair is priced as the youngest. Ages grow while a request waits:
+:attr:`Charge.cheaper_in` says when to price it again. An order the client
+cannot place on any pair (placed elsewhere, before this process) is not
+charged -- there is no pair to charge -- but counted (``unknown_orders``);
+subscribe to
 ``executions`` with ``snap_orders`` so the client knows every open order.
 ``cancel_all`` and ``cancel_all_orders_after`` are never held back: they are
 the brake. ``cancel_all`` is charged afterwards as the cancel of every order
