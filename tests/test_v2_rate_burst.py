@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kraky_anyio import KrakenError, RateLimitError, v2
+from kraky_anyio import KrakenError, KrakyError, RateLimitError, v2
 from kraky_anyio.testing.engine import FakeMatchingEngine
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
 from kraky_anyio.v2.rate_budget import RateBudget
@@ -203,3 +203,22 @@ async def test_two_connections_of_one_account_share_one_budget(shared: bool) -> 
         assert errors == [[], []]
     else:  # the control: two budgets each think they have the whole room
         assert RATE_LIMITED in errors[0] + errors[1]
+
+
+async def test_a_request_refused_before_the_wire_is_refunded() -> None:
+    budget = RateBudget("starter")
+
+    async def no_token() -> str:
+        raise RuntimeError("the token service is down")
+
+    engine = FakeMatchingEngine(reference_prices={BTC: "30000"}, tier="starter")
+    async with (
+        open_fake_kraken(order_handler=engine) as server,
+        v2.open_kraken(server.v2_url, token=no_token, rate_limit=budget) as conn,
+    ):
+        with anyio.fail_after(60):
+            await conn.wait_connected()
+            with pytest.raises(KrakyError):
+                await add(conn, 0)
+        assert sent(server, "add_order") == 0
+    assert budget.level(BTC, anyio.current_time()) == 0.0
