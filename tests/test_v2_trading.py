@@ -396,3 +396,14 @@ async def test_the_token_never_shows_at_debug(caplog: pytest.LogCaptureFixture) 
     assert TOKEN not in caplog.text
     assert all(TOKEN not in text for text in shown)
     assert sum("<redacted>" in str(e) for e in errors) == 3  # the mistaken arguments, masked
+
+
+async def test_a_chosen_req_id_is_sent_and_matched() -> None:
+    async with exchange(lambda f: [ok(f, {"order_id": "O7"})]) as (server, conn):
+        with anyio.fail_after(60):
+            result = await conn.add_order(**LIMIT, req_id=42)
+        assert result.order_id == "O7" and result.response is not None
+        assert result.response.req_id == 42
+        assert [f["req_id"] for f in orders_received(server)] == [42]
+        with pytest.raises(ValueError, match="must be between 0 and"):
+            await conn.cancel_all(req_id=-1)
