@@ -23,10 +23,10 @@ import anyio
 import pytest
 
 from kraky_anyio import KrakenError, open_kraken, v2
-from kraky_anyio.testing.engine import FakeMatchingEngine
+from kraky_anyio.testing.engine import ERR_NO_REFERENCE_PRICE, FakeMatchingEngine
 from kraky_anyio.testing.server import FakeKrakenServer, open_fake_kraken
-from kraky_anyio.testing.v2_engine import ERR_DEADLINE, ERR_INSUFFICIENT_FUNDS
 from kraky_anyio.testing.v2_messages import encode
+from kraky_anyio.testing.v2_orders import ERR_DEADLINE, ERR_INSUFFICIENT_FUNDS
 from kraky_anyio.testing.v2_private import wall_rfc3339
 from kraky_anyio.transport import WebSocket, connect_websocket
 from kraky_anyio.v2.messages import ExecutionsMessage
@@ -34,6 +34,7 @@ from kraky_anyio.v2.messages import ExecutionsMessage
 ORDER_ID = re.compile(r"O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}")
 TOKEN, OTHER_TOKEN = "tok-1", "tok-other"
 RESTING = {"order_type": "limit", "side": "buy", "symbol": "BTC/USD", "order_qty": Decimal("0.01")}
+MARKET_SOL = {**RESTING, "symbol": "SOL/USD", "order_type": "market"}
 _TIMEOUT = 10.0
 _CLI_TIMEOUT = 30.0  # real seconds: a bound for the served process, never a synchronisation
 
@@ -341,6 +342,11 @@ async def test_error_shapes(server: FakeKrakenServer, engine: FakeMatchingEngine
             ),
             ("cancel_all_orders_after", {"timeout": 86400}, "EGeneral:Invalid arguments:timeout"),
             ("cancel_order", {}, "EGeneral:Invalid arguments:order_id"),
+            (
+                "batch_add",
+                {"symbol": "SOL/USD", "orders": [{**limit, "symbol": "SOL/USD"}, MARKET_SOL]},
+                ERR_NO_REFERENCE_PRICE,
+            ),
         ]
         for method, params, error in cases:
             reply = await c.one(method, **params)
@@ -925,3 +931,73 @@ def test_serve_trading_end_to_end(backend: str) -> None:
     text = err.decode()
     assert "Traceback" not in text, text
     assert "'kraky-test-token' only" in text and "tier starter, ceiling 60" in text
+
+
+# -- more refusals and sharing ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_refused_cancel_answers_once_per_id_naming_it(server: FakeKrakenServer) -> None:
+    async with client(server) as c:
+        replies = await c.call(
+            "cancel_order", replies=3, token="expired", order_id=["OA"], cl_ord_id=["c1", "c2"]
+        )
+    assert [r["error"] for r in replies] == ["ESession:Invalid session"] * 3
+    assert [r.get("order_id") or r.get("cl_ord_id") for r in replies] == ["OA", "c1", "c2"]
+
+
+@pytest.mark.anyio
+async def test_batch_cancel_is_refused_whole_near_the_ceiling(
+    server: FakeKrakenServer, engine: FakeMatchingEngine
+) -> None:
+    async with client(server) as c:
+        ids = [
+            (await c.one("add_order", **RESTING, limit_price=20000 + i))["result"]["order_id"]
+            for i in range(7)
+        ]
+        await c.one("add_order", **RESTING, limit_price=1)
+        # 8 adds, then 7 young orders at 8 each: 8 + 56 > 60, so none is cancelled.
+        refused = await c.one("batch_cancel", orders=ids)
+        assert refused["error"] == "EOrder:Rate limit exceeded"
+        assert engine.rate_count("BTC/USD") == 8 and all(engine.orders[i].is_open for i in ids)
+        ok = await c.one("batch_cancel", orders=ids[:2], cl_ord_id=["unknown"])
+        assert ok["orders_cancelled"] == 2  # the unknown id is skipped
+        assert engine.rate_count("BTC/USD") == 8 + 16
+
+
+@pytest.mark.anyio
+async def test_v1_orders_reach_v2_executions_and_resubscribing_restarts_the_sequence(
+    server: FakeKrakenServer, engine: FakeMatchingEngine
+) -> None:
+    async with client(server) as c, open_kraken(server.url, token=TOKEN) as v1:
+        await c.subscribe("executions")
+        await c.channel("executions")
+        with anyio.fail_after(_TIMEOUT):
+            reply = await v1.add_order(
+                pair="XBT/USD", type="buy", ordertype="limit", volume="0.01", price="25000"
+            )
+        txid = reply["txid"]
+        pending = await c.channel("executions", about(txid, "pending_new"))
+        assert pending["data"][0]["symbol"] == "BTC/USD"
+        assert pending["data"][0]["limit_price"] == 25000
+        cancel = await c.call("cancel_order", order_id=[txid])
+        assert cancel[0]["success"] and engine.orders[txid].status == "canceled"
+        assert engine.rate_count("BTC/USD") == 8  # v1 adds are not counted; a young cancel is
+        unsubscribed = await c.one("unsubscribe", channel="executions")
+        assert unsubscribed["success"]
+        await c.subscribe("executions")
+        again = await c.channel("executions", lambda m: m["type"] == "snapshot")
+        assert again["sequence"] == 1
+
+
+@pytest.mark.anyio
+async def test_balances_without_snapshot_and_unknown_client_ids(server: FakeKrakenServer) -> None:
+    async with client(server) as c:
+        await c.subscribe("balances", snapshot=False)
+        await c.one("add_order", **{**RESTING, "order_type": "market"})
+        first = await c.channel("balances")
+        assert (first["type"], first["sequence"]) == ("update", 1)
+        amend = await c.one("amend_order", cl_ord_id="nobody", order_qty=1)
+        assert amend["error"] == "EOrder:Unknown order"
+        both = await c.one("amend_order", cl_ord_id="x", order_id="y", order_qty=1)
+        assert both["error"] == "EGeneral:Invalid arguments:order_id"

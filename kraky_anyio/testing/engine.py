@@ -52,6 +52,10 @@ The model, kept small on purpose:
 * **Ids.** Order txids (``OXXXXX-XXXXX-XXXXXX``) and trade ids
   (``TXXXXX-XXXXX-XXXXXX``) come from ``random.Random(seed)``: the same seed
   and the same requests give the same ids.
+* **v2.** v2 connections (``/v2``) trade on the same ledger through
+  :attr:`FakeMatchingEngine.v2` (:mod:`~kraky_anyio.testing.v2_engine`): more
+  order types, ``executions``/``balances``, Kraken's rate counter. What this
+  docstring says of orders and validation is the v1 side.
 
 Validation, in this order, with the reply's ``errorMessage``:
 
@@ -233,8 +237,8 @@ class FakeMatchingEngine:
             self._server.revoke_token(token)
 
     def rate_limit_orders(self, n: int) -> None:
-        """Answer the next ``n`` order requests ``"EOrder:Rate limit exceeded"``
-        (``0`` cancels what is left)."""
+        """Answer the next ``n`` v1 order events ``"EOrder:Rate limit exceeded"``
+        (``0`` cancels what is left; v2 has Kraken's real counter, ``tier``)."""
         if n < 0:
             raise ValueError("n must be >= 0")
         self._rate_limited = n
@@ -322,7 +326,7 @@ class FakeMatchingEngine:
             raise RuntimeError("this FakeMatchingEngine already serves a server")
         self._server = server
         self._wake = anyio.Event()
-        server.configure(private_snapshot_provider=self._private_snapshot)  # v2: via .v2
+        server.configure(private_snapshot_provider=self._private_snapshot)
         for token in self._expired:
             server.revoke_token(token)
         self.wall_time(anyio.current_time())

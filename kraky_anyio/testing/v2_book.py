@@ -52,10 +52,11 @@ class V2Book:
         self._timed: set[str] = set()  # orders with an effective or expire time to come
 
     def reference_for(self, symbol: str) -> Decimal | None:
-        """The reference price of ``symbol`` (v2 spelling), or None."""
+        """The reference price of ``symbol`` (either spelling), or None."""
         price = self.reference.get(symbol)
         if price is None:
-            price = next((v for k, v in self.reference.items() if v2_symbol(k) == symbol), None)
+            wanted = v2_symbol(symbol)
+            price = next((v for k, v in self.reference.items() if v2_symbol(k) == wanted), None)
         return price
 
     # -- placing -------------------------------------------------------------
@@ -67,8 +68,6 @@ class V2Book:
         account: str,
         now: float,
         updates: list[Update],
-        *,
-        txid: str | None = None,
     ) -> FakeOrder:
         """Place ``spec`` (checked) on ``symbol`` for ``account``. Raises
         :class:`RequestError` when the market has no reference price an
@@ -84,7 +83,7 @@ class V2Book:
             price = limit_at(spec.limit_price, spec.limit_price_type, ref or Decimal(0))
         wall = self.clock.wall_time(now)
         order = FakeOrder(
-            txid=txid or self.ledger.new_id("O"),
+            txid=self.ledger.new_id("O"),
             account=account,
             pair=symbol,
             type=spec.side,
@@ -214,7 +213,13 @@ class V2Book:
         """Activate the orders whose ``effective_time`` came, expire those
         whose ``expire_time`` came."""
         updates: list[Update] = []
-        for txid in sorted(self._timed):
+
+        def due_at(txid: str) -> float:
+            info = self.orders[txid]
+            times = (info.effective_at, info.expire_at)
+            return min((t for t in times if t is not None), default=now)
+
+        for txid in sorted(self._timed, key=due_at):  # in time order
             info = self.orders[txid]
             order = info.order
             effective = info.effective_at

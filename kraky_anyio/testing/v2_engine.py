@@ -63,14 +63,14 @@ from .order_desk import OrderDesk
 from .session_base import FakeSessionBase
 from .v2_book import V2Book
 from .v2_messages import ERR_PARAMS, response, v2_symbol
+from .v2_orders import ERR_DEADLINE
+from .v2_params import moment
 from .v2_private import PrivateFeeds, V2Event, deliver_v2, wall_rfc3339
 from .v2_rate import RateCounter
 from .v2_session import FakeKrakenV2Session
 
-__all__ = ["ERR_DEADLINE", "ERR_INSUFFICIENT_FUNDS", "V2Trading"]
+__all__ = ["V2Trading"]
 
-ERR_DEADLINE = "EOrder:Deadline elapsed"
-ERR_INSUFFICIENT_FUNDS = "EOrder:Insufficient funds"
 _PLACING = frozenset({"add_order", "batch_add", "amend_order", "edit_order"})
 _EXECUTIONS_FLAGS = ("snap_orders", "snap_trades", "order_status", "ratecounter", "snapshot")
 
@@ -158,7 +158,7 @@ class V2Trading:
         extras: dict[str, Any] = {}
         if channel == "executions" and self.rate.ceiling is not None:
             extras["maxratecount"] = self.rate.ceiling
-        if params.get("snapshot", True) is False and channel == "balances":
+        if params.get("snapshot", True) is False:
             return extras, []
         return extras, [self.feeds.snapshot(channel, account, params)]
 
@@ -200,8 +200,8 @@ class V2Trading:
         return value
 
     def minimum(self, symbol: str) -> Decimal:
-        """The smallest order quantity on ``symbol``."""
-        return self._minimums.get(symbol, self._default_minimum)
+        """The smallest order quantity on ``symbol`` (either spelling)."""
+        return self._minimums.get(v2_symbol(symbol), self._default_minimum)
 
 
 class Call:
@@ -243,8 +243,9 @@ class Call:
         return message
 
     def admit(self, symbol: str, cost: int) -> None:
-        """Charge ``cost`` to ``symbol``'s counter and report it, or raise
-        ``"EOrder:Rate limit exceeded"`` (not charged)."""
+        """Charge ``cost`` to ``symbol``'s counter (either spelling) and
+        report it, or raise ``"EOrder:Rate limit exceeded"`` (not charged)."""
+        symbol = v2_symbol(symbol)
         rate = self.trading.rate
         if not rate.allows(self.account, symbol, cost, self.now):
             raise RequestError(ERR_RATE_LIMIT)
@@ -260,8 +261,6 @@ class Call:
 
     def deadline(self, params: Mapping[str, Any]) -> None:
         """Refuse a request whose ``deadline`` has passed (or is > 60 s away)."""
-        from .v2_params import moment
-
         deadline = moment(params, "deadline")
         if deadline is None:
             return

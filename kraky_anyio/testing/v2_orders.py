@@ -29,10 +29,23 @@ from typing import Any
 
 from . import v2_params as p
 from .ledger import FakeOrder
-from .order_checks import RequestError, invalid
+from .order_checks import invalid
 from .v2_params import Trigger
 
-__all__ = ["LIMIT_TYPES", "OrderSpec", "V2Order", "read_add"]
+__all__ = [
+    "ERR_DEADLINE",
+    "ERR_INSUFFICIENT_FUNDS",
+    "LIMIT_TYPES",
+    "OrderSpec",
+    "V2Order",
+    "limit_at",
+    "read_add",
+]
+
+#: A ``deadline`` already past (Kraken's text is not recorded: the fake's).
+ERR_DEADLINE = "EOrder:Deadline elapsed"
+#: (Kraken) The available balance does not cover the order.
+ERR_INSUFFICIENT_FUNDS = "EOrder:Insufficient funds"
 
 #: The order types that take a ``limit_price``.
 LIMIT_TYPES = frozenset(
@@ -178,9 +191,3 @@ def limit_at(spec_price: Decimal, price_type: str, base: Decimal) -> Decimal:
     if price_type == "pct":
         return base * (1 + spec_price / 100)
     return base + spec_price
-
-
-def check_relative(spec: OrderSpec, reference: Decimal | None) -> None:
-    """Relative prices and market-like orders need a reference price."""
-    if reference is None and (spec.limit_price_type != "static" or spec.cash_order_qty is not None):
-        raise RequestError("EOrder:No market price (fake exchange: no reference price)")

@@ -10,6 +10,12 @@ placed); ``batch_add`` a list of those; ``amend_order`` ``{"amend_id",
 order ``canceled`` with reason ``"Order replaced"``, a new one placed).
 A batch is checked whole before any order is placed: one bad order refuses
 it, with that order's error. Each order of a batch costs 1 on the counter.
+``amend_order``/``edit_order`` take ``order_qty`` (above what has filled,
+not under the pair's minimum), ``display_qty`` (iceberg), a static
+``limit_price`` (limit types), ``trigger_price`` (while untriggered) and
+``post_only``; an amend with none of them is refused
+(``"EGeneral:Invalid arguments:order_qty"``), one that would make a
+post-only order take liquidity gets :data:`ERR_POST_ONLY_TAKES`.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from . import v2_params as p
 from .ledger import FakeOrder
 from .order_checks import (
     ERR_LIMIT_ONLY,
+    ERR_NO_REFERENCE_PRICE,
     ERR_ORDER_MINIMUM,
     ERR_POST_ONLY,
     ERR_UNKNOWN_ORDER,
     RequestError,
     invalid,
 )
-from .v2_orders import LIMIT_TYPES, OrderSpec, read_add
+from .v2_messages import v2_symbol
+from .v2_orders import ERR_INSUFFICIENT_FUNDS, LIMIT_TYPES, OrderSpec, read_add
 from .v2_params import Trigger
 from .v2_private import split_symbol
 
@@ -69,20 +77,22 @@ def _spec_needs(call: Call, spec: OrderSpec, symbol: str) -> tuple[str, Decimal]
 
 def _check_market(call: Call, spec: OrderSpec, symbol: str) -> Decimal:
     """The order's quantity, checked against the pair and the system status."""
+    ref = call.trading.book.reference_for(symbol)
+    relative = spec.trigger is not None or spec.limit_price_type != "static"
+    if ref is None and (spec.order_type not in LIMIT_TYPES or relative):
+        raise RequestError(ERR_NO_REFERENCE_PRICE)
     if spec.order_type not in LIMIT_TYPES:
         if call.session.status == "post_only":
             raise RequestError(ERR_POST_ONLY)
         if call.session.status == "limit_only":
             raise RequestError(ERR_LIMIT_ONLY)
-    qty = spec.quantity(call.trading.book.reference_for(symbol))
+    qty = spec.quantity(ref)
     if qty is not None and qty < call.trading.minimum(symbol):
         raise RequestError(ERR_ORDER_MINIMUM)
     return qty or Decimal(0)
 
 
 def _check_funds(call: Call, needs: dict[str, Decimal], exclude: str | None = None) -> None:
-    from .v2_engine import ERR_INSUFFICIENT_FUNDS
-
     for asset, amount in needs.items():
         available = call.trading.feeds.available(call.account, asset, exclude)
         if available is not None and available < amount:
@@ -184,8 +194,7 @@ def _changes(call: Call, params: dict[str, Any], order: FakeOrder) -> dict[str, 
     limit = p.decimal(params, "limit_price")
     if limit is not None and order_type not in LIMIT_TYPES:
         raise invalid("limit_price")
-    if p.choice(params, "limit_price_type", ("static",), "static") is None:
-        raise invalid("limit_price_type")  # pragma: no cover - choice raised already
+    p.choice(params, "limit_price_type", ("static",))  # amends take static prices only
     trigger_price = p.decimal(params, "trigger_price", positive=False)
     if trigger_price is not None and (info is None or info.waiting != "trigger"):
         raise invalid("trigger_price")
@@ -276,7 +285,7 @@ def _edited(call: Call, params: dict[str, Any], order: FakeOrder) -> OrderSpec:
 def edit_order(call: Call, params: dict[str, Any]) -> list[Any]:
     symbol = call.trading.symbol(call.session, params.get("symbol"))
     order = _target(call, params, "edit")
-    if order.pair != symbol:
+    if v2_symbol(order.pair) != symbol:
         raise invalid("symbol")
     spec = _edited(call, params, order)
     call.deadline(params)

@@ -314,6 +314,7 @@ class FakeKrakenV2Session(FakeSessionBase):
         if method == "unsubscribe":
             del self._subscriptions[key]
             self.private_params.pop(channel, None)
+            self._sequences.pop(channel, None)  # a new subscription's snapshot is 1 again
             # The real unsubscribe ack has no snapshot key (the docs show one).
             result.pop("snapshot", None)
             return [v2.response(method, request, now, result=result)]
