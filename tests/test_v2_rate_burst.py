@@ -222,3 +222,22 @@ async def test_a_request_refused_before_the_wire_is_refunded() -> None:
                 await add(conn, 0)
         assert sent(server, "add_order") == 0
     assert budget.level(BTC, anyio.current_time()) == 0.0
+
+
+@pytest.mark.parametrize("with_budget", [True, False])
+async def test_amending_one_order_again_and_again(with_budget: bool) -> None:
+    budget = RateBudget("starter") if with_budget else None
+    errors: list[str] = []
+    async with exchange("starter", budget) as (_engine, server, conn):
+        await conn.subscribe("executions", snap_orders=True)
+        placed = await add(conn, 0)
+        for i in range(100):
+            try:
+                await conn.amend_order(order_id=placed.order_id, limit_price=Decimal(25000 - i % 2))
+            except KrakenError as exc:
+                errors.append(exc.error_message)
+        assert sent(server, "amend_order") == 100
+    if with_budget:
+        assert errors == []
+    else:
+        assert RATE_LIMITED in errors
