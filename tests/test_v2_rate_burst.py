@@ -115,6 +115,7 @@ async def test_a_burst_of_500_adds_and_cancels_stays_under_the_limit(
 
 async def test_the_same_burst_without_the_budget_is_refused() -> None:
     async with exchange("intermediate", None) as (_engine, _server, conn):
+        assert conn.rate_limit is None
         errors = await burst(conn, ADDS)
     assert RATE_LIMITED in errors
 
@@ -122,6 +123,7 @@ async def test_the_same_burst_without_the_budget_is_refused() -> None:
 async def test_raise_policy_refuses_without_sending() -> None:
     budget = RateBudget("starter", "raise", headroom=0)
     async with exchange("starter", budget) as (_engine, server, conn):
+        assert conn.rate_limit is budget
         for i in range(60):
             await add(conn, i)
         with pytest.raises(RateLimitError) as info:
