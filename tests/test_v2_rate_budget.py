@@ -5,6 +5,7 @@ served, cancellation, ``policy="raise"``, a budget shared by two connections."""
 from __future__ import annotations
 
 import math
+import random
 from types import SimpleNamespace
 from typing import Any
 
@@ -606,3 +607,42 @@ async def test_no_budget_means_nothing_to_wait_for() -> None:
     async with admitted(None, "add_order", {"symbol": BTC}) as sent:
         sent.bind(order_request("add_order"))
     assert sent.request is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_callers_first_come_first_served_never_over(seed: int) -> None:
+    rng = random.Random(seed)
+    b = RateBudget("starter", headroom=0)
+    start = anyio.current_time()
+    fill(b, BTC, 55, now=start)
+    fill(b, ETH, 40, now=start)
+    joined: dict[str, list[int]] = {BTC: [], ETH: []}
+    admitted_order: dict[str, list[int]] = {BTC: [], ETH: []}
+    over: list[float] = []
+
+    async def caller(i: int, costs: dict[str, int], patience: float) -> None:
+        for pair in costs:
+            joined[pair].append(i)
+        with anyio.move_on_after(patience) as scope:
+            await admit(b, Charge("x", costs))
+        if scope.cancelled_caught:
+            for pair in costs:
+                joined[pair].remove(i)  # gave up: out of the order
+            return
+        now = anyio.current_time()
+        for pair in costs:
+            admitted_order[pair].append(i)
+            over.append(b.level(pair, now) - b.limit)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            pairs = rng.choice([[BTC], [ETH], [BTC, ETH]])
+            costs = {p: rng.randint(1, 8) for p in pairs}
+            patience = rng.choice([math.inf, math.inf, rng.uniform(1, 30)])
+            tg.start_soon(caller, i, costs, patience)
+            await anyio.wait_all_tasks_blocked()
+            await anyio.sleep(rng.uniform(0, 2))
+    assert max(over) <= 1e-9
+    for pair in (BTC, ETH):
+        assert admitted_order[pair] == joined[pair]
