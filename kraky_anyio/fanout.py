@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .errors import ConsumerOverflowError
 from .filters import Filter, make_filter
@@ -95,6 +96,8 @@ class Fanout:
         self._closed = False
         self._unblocked = anyio.Event()
         self._unblocked.set()
+        # The consumers the last publish woke, for yield_to_woken.
+        self._woken: list[ConsumerBuffer] = []
         # The running backend's Event class: calling it directly skips
         # anyio.Event's backend lookup, a good part of a hand-off's cost.
         self._new_event: Callable[[], anyio.Event] = type(self._unblocked)
@@ -171,13 +174,15 @@ class Fanout:
         connection closes; counted in ``stats.messages_dropped_unread``).
 
         Returns True if a consumer was waiting for messages and is now woken:
-        the reader then yields so that consumer runs before the next read."""
+        the reader then calls :meth:`yield_to_woken` so that consumer runs
+        before the next read."""
         # A snapshot: a consumer opened while this publish waits must not get
         # this batch (it began before the consumer existed).
         offers = self._route(batch)
         stats = self._stats
         done = 0
-        woke = False
+        woken: list[ConsumerBuffer] = []
+        self._woken = woken
         try:
             for q, items in offers:
                 if q.closed:  # closed while an earlier consumer blocked us
@@ -187,7 +192,7 @@ class Fanout:
                     stats.consumer_copies += len(items)
                     q.items.extend(items)
                     if q.wake is not None:
-                        woke = True
+                        woken.append(q)
                         q.notify()
                 elif q.policy is Overflow.FAIL:
                     self._fail(q, items)
@@ -199,7 +204,24 @@ class Fanout:
             stats.consumer_copies += lost
             stats.messages_dropped_unread += lost
             raise
-        return woke
+        return bool(woken)
+
+    async def yield_to_woken(self) -> None:
+        """Yield until the consumers the last :meth:`publish` woke have run
+        (taken their messages), at most two scheduling points: the reader calls
+        it so a handler runs before the reader goes back to the socket.
+
+        One yield suffices on asyncio (FIFO: the woken consumer runs first).
+        Trio runs the tasks that became runnable together in random order (it
+        reverses each batch half the time), so after one yield the reader
+        resumes first half the time and re-arms the socket before the handler
+        runs (publish-to-handler p50 at 1k msgs/s: 61-63 us with one yield, 45
+        with this, measured); the second yield comes after the consumer's step
+        on any backend, and is skipped where the consumer already ran."""
+        await checkpoint()
+        if any(q.items for q in self._woken):
+            await checkpoint()
+        self._woken = []
 
     def _fail(self, q: ConsumerBuffer, items: list[Any]) -> None:
         # Notices may have pushed the buffer past its limit: room is never < 0.
