@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from ..v2.order_cancels import BATCH_CANCEL_SIZE, MAX_CANCEL_AFTER
 from . import v2_params as p
 from .ledger import FakeOrder
 from .order_checks import ERR_RATE_LIMIT, ERR_UNKNOWN_ORDER, RequestError, invalid
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["batch_cancel", "cancel_all", "cancel_all_orders_after", "cancel_order", "refused"]
 
 _CANCEL_FIELDS = ("order_id", "cl_ord_id", "order_userref")
-_BATCH_SIZES = range(2, 51)
-_MAX_TIMEOUT = 86400
+# Kraken's limits, from the client's tables (one place).
+_BATCH_SIZES = range(BATCH_CANCEL_SIZE[0], BATCH_CANCEL_SIZE[1] + 1)
 
 
 def _named(params: object) -> list[tuple[str, Any]]:
@@ -132,7 +133,7 @@ def cancel_all(call: Call, params: dict[str, Any]) -> list[Any]:
 
 
 def cancel_all_orders_after(call: Call, params: dict[str, Any]) -> list[Any]:
-    timeout = p.integer(params, "timeout", 0, _MAX_TIMEOUT - 1)
+    timeout = p.integer(params, "timeout", 0, MAX_CANCEL_AFTER)
     if timeout is None:
         raise invalid("timeout")
     clock, timers = call.trading.clock, call.trading.desk.timers

@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..v2.order_fields import ORDER_TYPES, TRIGGER_ORDER_TYPES
 from .order_checks import ERR_INVALID_ARGUMENTS, RequestError, invalid
 
 __all__ = [
@@ -33,23 +34,8 @@ __all__ = [
     "trigger",
 ]
 
-#: Every v2 ``order_type``.
-ORDER_TYPES = frozenset(
-    {
-        "limit",
-        "market",
-        "iceberg",
-        "stop-loss",
-        "stop-loss-limit",
-        "take-profit",
-        "take-profit-limit",
-        "trailing-stop",
-        "trailing-stop-limit",
-        "settle-position",
-    }
-)
-#: The order types that wait for ``triggers``.
-TRIGGERED_TYPES = frozenset(t for t in ORDER_TYPES if t.startswith(("stop", "take", "trailing")))
+#: The order types that wait for ``triggers`` (the client's table: one place).
+TRIGGERED_TYPES = TRIGGER_ORDER_TYPES
 _MISSING: Any = object()
 
 

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from ..v2.order_requests import ORDER_METHODS
 from . import v2_messages as v2
 from .options import FakeKrakenOptions
 from .session_base import FakeSessionBase
@@ -76,18 +77,7 @@ class _Rejected(Exception):
 
 
 #: The v2 methods a :class:`V2OrderHandler` answers.
-TRADING_METHODS = frozenset(
-    {
-        "add_order",
-        "amend_order",
-        "edit_order",
-        "cancel_order",
-        "cancel_all",
-        "cancel_all_orders_after",
-        "batch_add",
-        "batch_cancel",
-    }
-)
+TRADING_METHODS = ORDER_METHODS
 
 
 @runtime_checkable
