@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import anyio.abc
+import pytest
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
@@ -124,3 +128,29 @@ async def scripted_server(*scripts: Script) -> AsyncIterator[tuple[str, list[int
         tg.start_soon(listener.serve, handle)
         yield f"ws://127.0.0.1:{port}", seen
         tg.cancel_scope.cancel()
+
+
+# -- CLI processes -------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a child process to listen on)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def read_line(stream: IO[bytes], deadline: float) -> str:
+    """One line (newline included) from an unbuffered pipe, or fail the test
+    at ``deadline`` (``time.monotonic()``): a bound, never a synchronisation."""
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            pytest.fail(f"no complete line before the deadline; got {line!r}")
+        chunk = stream.read(1)
+        if not chunk:
+            pytest.fail(f"end of output; got {line!r}")
+        line += chunk
+    return line.decode()

@@ -15,16 +15,16 @@ import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import IO, Any
+from typing import Any
 
 import pytest
+from helpers import free_port, read_line
 
 from kraky_anyio import Connected, __version__
 from kraky_anyio.cli import RICH_HINT, main
@@ -35,27 +35,6 @@ from kraky_anyio.v2.messages import decode
 CLI = [sys.executable, "-m", "kraky_anyio"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TIMEOUT = 30.0  # seconds: a bound for each process, never a synchronisation
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_line(stream: IO[bytes], deadline: float) -> str:
-    """One line from an unbuffered pipe, or fail at ``deadline``."""
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no complete line before the deadline; got {line!r}")
-        chunk = stream.read(1)
-        if not chunk:
-            pytest.fail(f"end of output; got {line!r}")
-        line += chunk
-    return line.decode()
 
 
 def _default_signals() -> None:
@@ -87,7 +66,7 @@ def _serve(
     backend: str = "asyncio", api: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """``serve``; the process and the two URLs it printed, in their order."""
-    port = _free_port()
+    port = free_port()
     proc = _spawn(
         ["serve", "--port", str(port), "--backend", backend, *(api or [])],
         stdout=subprocess.PIPE,
@@ -96,8 +75,8 @@ def _serve(
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + TIMEOUT
-    first = _read_line(proc.stdout, deadline).strip()
-    second = _read_line(proc.stdout, deadline).strip()
+    first = read_line(proc.stdout, deadline).strip()
+    second = read_line(proc.stdout, deadline).strip()
     return proc, first, second
 
 
@@ -288,7 +267,7 @@ def test_stream_prints_json_lines_and_exits_on_a_broken_pipe(server_url: str, ba
     assert proc.stdout is not None and proc.stderr is not None
     try:
         deadline = time.monotonic() + TIMEOUT
-        lines = [json.loads(_read_line(proc.stdout, deadline)) for _ in range(3)]
+        lines = [json.loads(read_line(proc.stdout, deadline)) for _ in range(3)]
         proc.stdout.close()  # like `| head -3`
         code = proc.wait(timeout=TIMEOUT)
         err = proc.stderr.read().decode()
@@ -313,7 +292,7 @@ def test_stream_shows_channel_data_and_stops_on_ctrl_c(server_url: str) -> None:
     deadline = time.monotonic() + TIMEOUT
     data: list[Any] = []
     while len(data) < 3:
-        msg = json.loads(_read_line(proc.stdout, deadline))
+        msg = json.loads(read_line(proc.stdout, deadline))
         if isinstance(msg, list):
             data.append(msg)
     code, err = _stop(proc)
@@ -351,7 +330,7 @@ def test_serve_stops_on_a_signal(backend: str, signum: int, status: int) -> None
 
 
 def _closed_port_url() -> str:
-    return f"ws://127.0.0.1:{_free_port()}"  # nothing listens there
+    return f"ws://127.0.0.1:{free_port()}"  # nothing listens there
 
 
 def test_stream_gives_up_after_max_attempts_with_logged_failures() -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import free_port, read_line
 
 from kraky_anyio import KrakenError, open_kraken, v2
 from kraky_anyio.testing.engine import ERR_NO_REFERENCE_PRICE, FakeMatchingEngine
@@ -856,20 +855,6 @@ def test_amend_into_the_market_fills_and_post_only_refuses_it() -> None:
 # -- kraky-anyio serve --trading -------------------------------------------------------------
 
 
-def _line(stream: Any, deadline: float) -> str:
-    """One line of an unbuffered pipe, or fail at ``deadline`` (monotonic)."""
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no complete line before the deadline; got {line!r}")
-        chunk = stream.read(1)
-        if not chunk:
-            pytest.fail(f"end of output; got {line!r}")
-        line += chunk
-    return line.decode().strip()
-
-
 async def _trade_against(v2_url: str, token: str) -> None:
     async with (
         v2.open_kraken(v2_url, token=token) as conn,
@@ -903,9 +888,7 @@ async def _trade_against(v2_url: str, token: str) -> None:
 def test_serve_trading_end_to_end(backend: str) -> None:
     """``serve --trading`` prints both URLs and the test token, then trades
     v2 with that token only."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "kraky_anyio", "serve", "--trading", "--port", str(port)]
     proc = subprocess.Popen(
         [*argv, "--backend", backend], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
@@ -913,7 +896,7 @@ def test_serve_trading_end_to_end(backend: str) -> None:
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + _CLI_TIMEOUT
-        url, v2_url, token = (_line(proc.stdout, deadline) for _ in range(3))
+        url, v2_url, token = (read_line(proc.stdout, deadline).strip() for _ in range(3))
         assert (url, v2_url, token) == (
             f"ws://127.0.0.1:{port}",
             f"ws://127.0.0.1:{port}/v2",

@@ -11,20 +11,18 @@ import base64
 import datetime
 import gzip
 import json
-import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 import pytest
-from helpers import next_of
+from helpers import free_port, next_of, read_line
 
 from kraky_anyio import Connected, Notice, __version__, open_kraken, v2
 from kraky_anyio.recording import RecordingError, RecordOptions, writer
@@ -620,31 +618,11 @@ def _default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _line(stream: IO[bytes], deadline: float) -> str:
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no complete line before the deadline; got {line!r}")
-        chunk = stream.read(1)
-        if not chunk:
-            pytest.fail(f"end of output; got {line!r}")
-        line += chunk
-    return line.decode()
-
-
 @pytest.fixture(scope="module")
 def serve() -> Iterator[tuple[str, str]]:
     """``kraky-anyio serve`` (the simulated market) for this module: its URLs."""
     proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(_free_port())],
+        [*CLI, "serve", "--port", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         bufsize=0,
@@ -653,7 +631,7 @@ def serve() -> Iterator[tuple[str, str]]:
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + TIMEOUT
-        yield _line(proc.stdout, deadline).strip(), _line(proc.stdout, deadline).strip()
+        yield read_line(proc.stdout, deadline).strip(), read_line(proc.stdout, deadline).strip()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -698,7 +676,7 @@ def test_cli_ctrl_c_finishes_the_file(serve: tuple[str, str], tmp_path: Path) ->
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + TIMEOUT
-    assert "recording ticker XBT/USD" in _line(proc.stderr, deadline)
+    assert "recording ticker XBT/USD" in read_line(proc.stderr, deadline)
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=TIMEOUT)
@@ -715,7 +693,7 @@ def test_cli_ctrl_c_finishes_the_file(serve: tuple[str, str], tmp_path: Path) ->
 
 
 def test_cli_bad_output_is_refused_before_connecting(tmp_path: Path) -> None:
-    url = f"ws://127.0.0.1:{_free_port()}"  # nothing listens: nothing may connect
+    url = f"ws://127.0.0.1:{free_port()}"  # nothing listens: nothing may connect
     bad = subprocess.run(
         [*CLI, "record", "ticker", "BTC/USD", "--url", url, "-o", str(tmp_path / "x.csv")],
         capture_output=True,
