@@ -36,7 +36,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Final, NamedTuple, cast
@@ -129,7 +129,7 @@ class Recording:
 
     @classmethod
     def from_frames(
-        cls, frames: list[str | bytes], *, api: str | None = None, interval: float = 0.0
+        cls, frames: Sequence[str | bytes], *, api: str | None = None, interval: float = 0.0
     ) -> Recording:
         """A recording of ``frames`` (texts, or bytes for binary frames)
         received ``interval`` seconds apart; ``api`` inferred when None

@@ -221,7 +221,9 @@ class Tape:
                     self._channel_ids.setdefault(verdict.key, channel_id)
         elif verdict.kind == HEARTBEAT:
             self.heartbeats += 1
-        self.frames.append(TapeFrame(event.t - origin, verdict.kind, verdict.key, event.data))
+        self.frames.append(
+            TapeFrame(event.t - origin, verdict.kind, verdict.key, event.data, verdict.snapshot)
+        )
         if verdict.kind == STATUS:  # new connections are greeted with it once played
             self._greetings.append((index + 1, str(event.data), verdict.message))
 
