@@ -42,6 +42,8 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
     while the ``async with`` block is open.
     """
 
+    api = "v1"
+
     def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
         super().__init__(url, options, KrakenProtocol())
 
@@ -218,8 +220,10 @@ async def open_kraken(
     ``ssl_context``, ``reconnect``, ``reconnect_policy``, ``reply_timeout``,
     ``idle_timeout``, ``ping_timeout``, ``connect_timeout``, ``close_timeout``,
     ``buffer_size``, ``overflow``, ``max_message_size``, ``send_buffer``,
-    ``rng``), as keywords or as one ``options=`` object. A bad URL or option
-    raises ``TypeError``/``ValueError`` here, before anything starts.
+    ``rng``, ``record``), as keywords or as one ``options=`` object. A bad URL
+    or option raises ``TypeError``/``ValueError`` here, before anything starts.
+    ``record="s.jsonl.gz"`` records the whole connection (see
+    :meth:`~kraky_anyio.facade.ConnectionBase.record`).
 
     Entering does not wait for the server: connecting goes on in the
     background (use :meth:`KrakenConnection.wait_connected`). Sockets are

@@ -9,6 +9,7 @@ a bad option raises ``TypeError``/``ValueError`` there, before any task starts
 from __future__ import annotations
 
 import math
+import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .backoff import ReconnectPolicy
 from .fanout import Overflow
+from .recording.options import RecordOptions
 from .transport import DEFAULT_MAX_MESSAGE_SIZE
 from .v1.codec import ENVIRONMENTS
 
@@ -86,7 +88,9 @@ class ConnectionOptions:
     (never shown in ``repr``). ``send_timeout`` bounds each write to a socket
     (the send lock's wait included; past it the socket is dropped).
     ``send_buffer`` bounds the requests queued for the writer;
-    ``buffer_size``/``overflow`` are each consumer's defaults.
+    ``buffer_size``/``overflow`` are each consumer's defaults. ``record``:
+    record the whole connection, from the first socket, to this path (or
+    :class:`~kraky_anyio.recording.RecordOptions`); see ``conn.record()``.
     """
 
     token: str | TokenProvider | None = field(default=None, repr=False)
@@ -104,6 +108,7 @@ class ConnectionOptions:
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
     send_buffer: int = 100
     rng: random.Random | None = None
+    record: str | os.PathLike[str] | RecordOptions | None = None
 
     def __post_init__(self) -> None:
         token = self.token
@@ -131,6 +136,8 @@ class ConnectionOptions:
         object.__setattr__(self, "overflow", Overflow(self.overflow))  # ValueError if unknown
         if self.rng is not None and not isinstance(self.rng, random.Random):
             raise TypeError("rng must be a random.Random")
+        if self.record is not None:
+            object.__setattr__(self, "record", RecordOptions.make(self.record, {}))
 
     @classmethod
     def names(cls) -> frozenset[str]:

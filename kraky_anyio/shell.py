@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -40,6 +40,9 @@ from .tokens import SocketTokens
 from .transport import WebSocket, connect_websocket
 from .waiters import CLOSED_MESSAGE, Waiters
 from .watchdog import watch
+
+if TYPE_CHECKING:
+    from .recording.tap import FrameTap
 
 log = logging.getLogger("kraky_anyio")
 
@@ -105,6 +108,8 @@ class Shell:
         self._disconnected_since: float | None = None
         self._last_error: str | None = None
         self._failed_in_a_row = 0
+        #: An observer of every frame and socket (a recording), or None.
+        self.tap: FrameTap | None = None
 
     # -- state -------------------------------------------------------------
 
@@ -246,6 +251,8 @@ class Shell:
             self.waiters.wake(req)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("> %s", redact(req.message))
+            if self.tap is not None:  # before the write: its reply may come first
+                self.tap.sent(gen, frame, anyio.current_time())
             try:
                 await ws.send_text(frame)
             except TransportError as exc:
@@ -313,6 +320,8 @@ class Shell:
         self.backoff.connected(anyio.current_time())
         self.last_rx = anyio.current_time()
         self.ws, self._run = ws, run
+        if self.tap is not None:
+            self.tap.opened(run.generation, self.last_rx)
         plan: ReplayPlan | None = None
         try:
             async with anyio.create_task_group() as tg:
@@ -329,7 +338,10 @@ class Shell:
                             await anyio.sleep(plan.window)  # paced: see ReplayPlan
                         self.protocol.sending(req, run.generation)
                         stats.replayed += max(1, len(req.parts))
-                        await ws.send_text(self.protocol.frame(req))
+                        frame = self.protocol.frame(req)
+                        if self.tap is not None:
+                            self.tap.sent(run.generation, frame, anyio.current_time())
+                        await ws.send_text(frame)
                 except TransportError as exc:
                     run.reason = str(exc)
                     tg.cancel_scope.cancel()
@@ -352,6 +364,8 @@ class Shell:
                     self.protocol.caller_gone(req)
             for req in self.protocol.connection_lost(run.generation).settled:
                 self.waiters.wake(req)
+            if self.tap is not None:
+                self.tap.closed(run.generation, run.reason, anyio.current_time())
             await ws.aclose()
             will = self.options.reconnect and not self.closing and self.fatal is None
             self.fanout.publish_nowait(Disconnected(run.generation, run.reason, will))
@@ -365,6 +379,9 @@ class Shell:
             while True:
                 batch = await ws.receive_batch()
                 self.last_rx = anyio.current_time()
+                tap = self.tap
+                if tap is not None and tap.received(run.generation, batch, self.last_rx):
+                    await tap.wait_room()  # a recording's backpressure (overflow="block")
                 verdict = receive(batch)
                 for req in verdict.settled:
                     self.waiters.wake(req)

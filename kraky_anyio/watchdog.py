@@ -43,8 +43,11 @@ async def watch(shell: Shell, run: SocketRun) -> None:
         deadline = sent_at + ping_timeout
         shell.protocol.sending(ping, run.generation)
         with anyio.move_on_after(ping_timeout) as scope:
+            frame = shell.protocol.frame(ping)
+            if shell.tap is not None:
+                shell.tap.sent(run.generation, frame, sent_at)
             try:
-                await ws.send_text(shell.protocol.frame(ping))
+                await ws.send_text(frame)
             except TransportError:
                 return  # the reader sees the same failure and ends the socket
         if scope.cancelled_caught:

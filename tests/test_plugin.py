@@ -208,8 +208,8 @@ def test_ci_runs_the_readmes_test_command_from_a_test_only_install() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    # [test] holds everything the suite imports: the CLI's rich, auth's httpx, trio.
-    assert "kraky-anyio[auth,cli,trio]" in extras["test"]
+    # [test] holds everything the suite imports: the CLI's rich, auth's httpx, zstandard, trio.
+    assert "kraky-anyio[auth,cli,record,trio]" in extras["test"]
     assert extras["trio"] and project["license-files"] == ["LICENSE"]
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert {"Homepage", "Source", "Issues"} <= set(project["urls"])

@@ -25,6 +25,8 @@ APIS = ("v1", "v2")
 #: The one-line refusal of trading and private channels on v2 (a later issue).
 V2_TRADING = "v2 trading is not in the CLI yet; use --api v1"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: The commands that subscribe to CHANNEL [PAIR...] (the same checks).
+SUBSCRIBING = ("stream", "record")
 
 
 class Parser(argparse.ArgumentParser):
@@ -189,6 +191,8 @@ def parser() -> Parser:
         help="only channel data on stdout; notices to stderr, Kraken's events dropped",
     )
 
+    _record_parser(add("record", "record a live session, every frame received and sent, to FILE"))
+
     book = add("book", "a live, checksum-verified book of PAIR")
     book.add_argument("pair", type=pair, metavar="PAIR", help="e.g. BTC/USD (v1: XBT/USD)")
     _api(book, "v2", "Kraken API version to speak (default: v2)")
@@ -250,9 +254,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     api = getattr(args, "api", None)
     if args.command == "trade" and api == "v2":
         root.exit(2, f"{PROG}: error: {V2_TRADING}\n")
-    if args.command == "stream" and api == "v2":
+    if args.command in SUBSCRIBING and api == "v2":
         _check_v2_stream(root, args)
-    elif args.command == "stream":
+    elif args.command in SUBSCRIBING:
         private = args.channel in PRIVATE_CHANNELS
         if args.channel not in PUBLIC_CHANNELS + PRIVATE_CHANNELS:
             root.error(f"{args.channel} is a v2 channel: use --api v2")
@@ -260,11 +264,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             root.error(f"{args.channel} is private and takes no pairs")
         if not private and not args.pairs:
             root.error(f"{args.channel} needs at least one PAIR")
-    if args.command == "stream" and len(set(args.pairs)) != len(args.pairs):
+    if args.command in SUBSCRIBING and len(set(args.pairs)) != len(args.pairs):
         root.error("a pair is given twice")
+    if args.command == "record":
+        _check_recording(root, args)
     if args.command == "book" and api == "v2":
         _check_v2_symbols(root, [args.pair])
-    if args.command in ("stream", "book") and args.env is not None:
+    if args.command in (*SUBSCRIBING, "book") and args.env is not None:
         names = V2_ENVIRONMENTS if api == "v2" else ENVIRONMENTS
         if args.env not in names:
             root.error(f"--env {args.env} is {'v1' if api == 'v2' else 'v2'} only")
@@ -272,6 +278,57 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if limit and args.price is None:
         root.error("a limit order needs --price")
     return args
+
+
+def _record_parser(sub: Parser) -> None:
+    """``record``: ``stream``'s channel and pairs, the file and its options."""
+    sub.add_argument(
+        "channel",
+        choices=tuple(dict.fromkeys(V2_CHANNELS + PUBLIC_CHANNELS + PRIVATE_CHANNELS)),
+        help="as for stream (private ones read KRAKEN_API_KEY and KRAKEN_API_SECRET; "
+        "the token is never recorded)",
+    )
+    sub.add_argument(
+        "pairs", nargs="*", type=pair, metavar="SYMBOL", help="e.g. BTC/USD (v1: XBT/USD)"
+    )
+    _api(sub, "v2", "Kraken API version to speak (default: v2)")
+    _endpoint(sub)
+    sub.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the recording: FILE.jsonl.gz, FILE.jsonl.zst (the record extra) or FILE.jsonl",
+    )
+    sub.add_argument("--depth", type=int, choices=DEPTHS, default=10, help="book depth")
+    sub.add_argument("--interval", type=int, default=1, help="ohlc interval in minutes")
+    sub.add_argument("--duration", type=positive, help="stop after SECONDS (default: Ctrl-C)")
+    sub.add_argument(
+        "--rotate-bytes",
+        type=positive_int,
+        metavar="N",
+        help="start a new file (FILE.1, FILE.2, ...) past N uncompressed bytes",
+    )
+    sub.add_argument(
+        "--rotate-seconds", type=positive, metavar="S", help="start a new file every S seconds"
+    )
+    sub.add_argument(
+        "--overflow",
+        choices=("block", "drop"),
+        default="block",
+        help="when the disk cannot keep up: block (default: read no faster than the disk "
+        "writes) or drop (count the lost frames, mark a gap)",
+    )
+    sub.add_argument("--force", action="store_true", help="replace an existing recording")
+
+
+def _check_recording(root: Parser, args: argparse.Namespace) -> None:
+    from ..recording import RecordingError, RecordOptions
+
+    try:
+        RecordOptions(args.output)
+    except (TypeError, ValueError, RecordingError) as exc:
+        root.error(str(exc))
 
 
 def _check_v2_stream(root: Parser, args: argparse.Namespace) -> None:

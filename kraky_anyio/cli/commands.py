@@ -293,10 +293,17 @@ async def trade(args: argparse.Namespace) -> None:
         print(json_line(reply), flush=True)
 
 
+async def record(args: argparse.Namespace) -> None:
+    from .record import record_session
+
+    await record_session(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], Awaitable[None]]] = {
     "demo": demo,
     "stream": stream,
     "book": book,
     "serve": serve,
     "trade": trade,
+    "record": record,
 }

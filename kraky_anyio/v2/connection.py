@@ -79,6 +79,8 @@ class KrakenV2Connection(ConnectionBase[KrakenV2Protocol]):
     task while the ``async with`` block is open.
     """
 
+    api = "v2"
+
     def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
         super().__init__(url, options, KrakenV2Protocol())
         self._instrument_lock = anyio.Lock()
