@@ -245,7 +245,9 @@ def test_the_tape_sorts_v1_frames() -> None:
     ack = tape.ack("subscribed", ("book-10", "XBT/USD"))
     assert ack is not None and ack["channelID"] == 336
     key = ("book-10", "XBT/USD")
-    assert tape.catch_up(key, 0) == []  # nothing played yet: the snapshot comes in time
+    assert [f.initial for f in tape.frames] == [True, False, False, False]
+    # Nothing played yet: the snapshot that followed the recorded ack comes with the ack.
+    assert [f.data for f in tape.catch_up(key, 0)] == [SNAP_V1]
     assert [f.data for f in tape.catch_up(key, 2)] == [SNAP_V1, UPD_V1]
 
 

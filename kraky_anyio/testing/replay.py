@@ -181,6 +181,9 @@ class Replay:
                 self.running = self.started = True
                 anchor = anyio.current_time()
             frame = frames[self.position]
+            if frame.initial:  # given with a subscriber's ack, never in time
+                self.position += 1
+                continue
             if math.isfinite(self.speed) and frame.t > tape_time:
                 due = anchor + (frame.t - tape_time) / self.speed
                 paused = False

@@ -15,7 +15,11 @@ once and sorts each received frame (no I/O, no clock):
   gets first); any other is sent to every connection at its time.
 * **acks** (successful v1 ``subscriptionStatus``, v2 ``subscribe``/
   ``unsubscribe`` responses): kept as the replies to give a client's own
-  subscribe, never played.
+  subscribe, never played. The frame right after a subscribe ack, when it
+  is that stream's snapshot (v1 book, v2 ``"type": "snapshot"``) or was
+  read with the ack (the same ``t``: v1's first ticker, say), is
+  **initial**: a replay client gets it with its own ack, as the recorded
+  client did, not in time.
 * **replies** to the recording client's requests (pongs, errors, order
   replies): dropped, counted in :attr:`Tape.skipped`.
 * anything else (not JSON, binary, unknown shapes): **raw**, sent as is to
@@ -52,14 +56,17 @@ _REPLY: Final = "reply"
 class TapeFrame(NamedTuple):
     """One frame to play: ``t`` seconds after the origin, its ``kind``
     (:data:`DATA`, :data:`HEARTBEAT`, :data:`STATUS` or :data:`RAW`), the
-    stream ``key`` (data only), the frame as recorded and whether it is a
-    ``snapshot``."""
+    stream ``key`` (data only), the frame as recorded, whether it is a
+    ``snapshot`` and whether it is ``initial``: the frame of its stream
+    that came right after the stream's subscribe ack, which a subscriber
+    gets with its own ack, never in time."""
 
     t: float
     kind: str
     key: Key | None
     data: str | bytes
     snapshot: bool = False
+    initial: bool = False
 
 
 class _Sorted(NamedTuple):
@@ -172,6 +179,9 @@ class Tape:
         self._greetings: list[tuple[int, str, Any]] = []  # (position, text, message)
         self._by_key: dict[Key, list[int]] = {}
         self._snapshots: dict[Key, list[int]] = {}
+        self._initial: dict[Key, list[int]] = {}
+        # The stream whose subscribe ack was the last frame, and its time.
+        self._following: tuple[Key, float] | None = None
         verdicts: list[_Sorted | None] = []
         first_data: float | None = None
         for event in recording.events:
@@ -205,13 +215,24 @@ class Tape:
             if self.api == "v1" and isinstance(message.get("channelID"), int):
                 self._channel_ids.setdefault(verdict.key, message["channelID"])
             self.skipped["ack"] += 1
+            subscribed = _ack_kind(self.api, message) in ("subscribed", "subscribe")
+            self._following = (verdict.key, event.t) if subscribed else None
             return
+        following, self._following = self._following, None
+        initial = (
+            verdict.kind == DATA
+            and following is not None
+            and verdict.key == following[0]
+            and (verdict.snapshot or event.t == following[1])
+        )
         if verdict.kind == _REPLY:
             self.skipped["reply"] += 1
             return
         index = len(self.frames)
         if verdict.kind == DATA:
             assert verdict.key is not None
+            if initial:
+                self._initial.setdefault(verdict.key, []).append(index)
             self._by_key.setdefault(verdict.key, []).append(index)
             if verdict.snapshot:
                 self._snapshots.setdefault(verdict.key, []).append(index)
@@ -222,7 +243,9 @@ class Tape:
         elif verdict.kind == HEARTBEAT:
             self.heartbeats += 1
         self.frames.append(
-            TapeFrame(event.t - origin, verdict.kind, verdict.key, event.data, verdict.snapshot)
+            TapeFrame(
+                event.t - origin, verdict.kind, verdict.key, event.data, verdict.snapshot, initial
+            )
         )
         if verdict.kind == STATUS:  # new connections are greeted with it once played
             self._greetings.append((index + 1, str(event.data), verdict.message))
@@ -257,13 +280,16 @@ class Tape:
 
     def catch_up(self, key: Key, position: int) -> list[TapeFrame]:
         """What a subscriber of ``key`` joining when ``position`` frames have
-        been played gets at once: the last snapshot of ``key`` played so far
-        and every frame of ``key`` after it up to ``position``; nothing if
-        no snapshot was played yet (it will get the next one in time)."""
+        been played gets with its ack: the last snapshot of ``key`` played
+        so far and every frame of ``key`` after it up to ``position``; if no
+        snapshot was played yet, the next :attr:`TapeFrame.initial` frame of
+        ``key`` (what the recorded client got with its ack); else nothing."""
         snapshots = self._snapshots.get(key, [])
         last = bisect.bisect_left(snapshots, position) - 1
         if last < 0:
-            return []
+            initial = self._initial.get(key, [])
+            following = bisect.bisect_left(initial, position)
+            return [self.frames[initial[following]]] if following < len(initial) else []
         indices = self._by_key[key]
         start = bisect.bisect_left(indices, snapshots[last])
         end = bisect.bisect_left(indices, position)
