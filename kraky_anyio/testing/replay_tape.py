@@ -179,7 +179,6 @@ class Tape:
         self._greetings: list[tuple[int, str, Any]] = []  # (position, text, message)
         self._by_key: dict[Key, list[int]] = {}
         self._snapshots: dict[Key, list[int]] = {}
-        self._initial: dict[Key, list[int]] = {}
         # The stream whose subscribe ack was the last frame, and its time.
         self._following: tuple[Key, float] | None = None
         verdicts: list[_Sorted | None] = []
@@ -231,8 +230,6 @@ class Tape:
         index = len(self.frames)
         if verdict.kind == DATA:
             assert verdict.key is not None
-            if initial:
-                self._initial.setdefault(verdict.key, []).append(index)
             self._by_key.setdefault(verdict.key, []).append(index)
             if verdict.snapshot:
                 self._snapshots.setdefault(verdict.key, []).append(index)
@@ -282,15 +279,20 @@ class Tape:
         """What a subscriber of ``key`` joining when ``position`` frames have
         been played gets with its ack: the last snapshot of ``key`` played
         so far and every frame of ``key`` after it up to ``position``; if no
-        snapshot was played yet, the next :attr:`TapeFrame.initial` frame of
-        ``key`` (what the recorded client got with its ack); else nothing."""
+        snapshot was played yet, the :attr:`TapeFrame.initial` frame of
+        ``key`` (what the recorded client got with its ack) if it is the last
+        frame of ``key`` passed, or the first to come; else nothing."""
         snapshots = self._snapshots.get(key, [])
         last = bisect.bisect_left(snapshots, position) - 1
+        indices = self._by_key.get(key, [])
         if last < 0:
-            initial = self._initial.get(key, [])
-            following = bisect.bisect_left(initial, position)
-            return [self.frames[initial[following]]] if following < len(initial) else []
-        indices = self._by_key[key]
+            # The initial frame is never played: the one just passed, or the
+            # stream's first if none has come yet.
+            before = bisect.bisect_left(indices, position)
+            nearest = indices[before - 1] if before else indices[0] if indices else None
+            if nearest is not None and self.frames[nearest].initial:
+                return [self.frames[nearest]]
+            return []
         start = bisect.bisect_left(indices, snapshots[last])
         end = bisect.bisect_left(indices, position)
         return [self.frames[i] for i in indices[start:end]]
