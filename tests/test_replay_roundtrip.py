@@ -5,8 +5,8 @@ client on a replay of that file see the same messages in the same order."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +41,39 @@ async def live_market() -> AsyncIterator[FakeKrakenServer]:
         tg.cancel_scope.cancel()
 
 
-async def session(server: FakeKrakenServer, api: str, record: Path | None) -> list[Any]:
-    """What the client gets: its subscribe replies, then ``MESSAGES`` more."""
-    options: dict[str, Any] = {}
-    if record is not None:
-        options["record"] = RecordOptions(record, io="inline")  # virtual time: no thread
-    got: list[Any] = []
-    opener: Callable[..., AbstractAsyncContextManager[Any]]
-    opener, url = (v2.open_kraken, server.v2_url) if api == "v2" else (open_kraken, server.url)
-    async with opener(url, **options) as conn, conn.messages() as stream:
+async def collect(conn: Any, subscribe: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+    """The subscribe replies, then every message but notices up to ``MESSAGES``."""
+    async with conn.messages() as stream:
         with anyio.fail_after(LIMIT):
-            if api == "v2":
-                got += await conn.subscribe("book", "BTC/USD", depth=10)
-                got += await conn.subscribe("ticker", "BTC/USD")
-            else:
-                got += await conn.subscribe({"name": "book", "depth": 10}, "XBT/USD")
-                got += await conn.subscribe({"name": "ticker"}, "XBT/USD")
+            got = await subscribe()
             async for message in stream:
                 if not isinstance(message, Notice):
                     got.append(message)
                 if len(got) == MESSAGES:
                     break
     return got
+
+
+async def session(server: FakeKrakenServer, api: str, record: Path | None) -> list[Any]:
+    """What the client gets (book and ticker), recording to ``record`` if given."""
+    options: dict[str, Any] = {}
+    if record is not None:
+        options["record"] = RecordOptions(record, io="inline")  # virtual time: no thread
+    if api == "v2":
+        async with v2.open_kraken(server.v2_url, **options) as conn2:
+
+            async def subscribe_v2() -> list[Any]:
+                book = await conn2.subscribe("book", "BTC/USD", depth=10)
+                return [*book, *await conn2.subscribe("ticker", "BTC/USD")]
+
+            return await collect(conn2, subscribe_v2)
+    async with open_kraken(server.url, **options) as conn:
+
+        async def subscribe_v1() -> list[Any]:
+            book = await conn.subscribe({"name": "book", "depth": 10}, "XBT/USD")
+            return [*book, *await conn.subscribe({"name": "ticker"}, "XBT/USD")]
+
+        return await collect(conn, subscribe_v1)
 
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
