@@ -198,6 +198,8 @@ class Replay:
                 tape_time, anchor = frame.t, due
             await self._deliver(server, frame)
             self.position += 1
+            # One frame per turn: each connection's writer sends one frame a
+            # turn, so this keeps their queues short at speed "max".
             await anyio.lowlevel.checkpoint()
 
     async def run(
