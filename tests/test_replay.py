@@ -317,3 +317,30 @@ async def test_the_fixture_serves_a_recording(kraken_replay: ReplayFactory) -> N
                         break
         assert [m[1]["c"][0] for m in got] == ["1.0", "2.0", "3.0"]
         assert all(m[0] == 42 for m in got)
+
+
+async def test_a_cryptofeed_capture_and_a_binary_frame_are_served(tmp_path: Path) -> None:
+    # cryptofeed's raw capture shape (see test_replay_formats), v1 ticker.
+    start = 1618678132.0
+    lines = [
+        f"wss://ws.kraken.com <-> {start}",
+        f"wss://ws.kraken.com <- {start + 1}: {json.dumps({**SUBSCRIBE, 'reqid': 1})}",
+        f"{start + 1.1}: {STATUS}",
+        f"{start + 1.2}: {ACK}",
+        f"{start + 2}: {tick(1)}",
+        f"{start + 3}: b'\\x00\\x01'",  # how cryptofeed writes a binary frame
+        f"{start + 4}: {tick(2)}",
+    ]
+    path = tmp_path / "KRAKEN.ws.1.0"
+    path.write_text("\n".join(lines) + "\n")
+    # No heartbeat recorded: the fake's own would come after 60 s of silence.
+    async with open_fake_kraken(replay=path, heartbeat_interval=60) as server:
+        ws = await connect_websocket(server.url)
+        got: list[str | bytes] = []
+        assert await recv(ws, got) == STATUS
+        await ws.send_text(json.dumps({**SUBSCRIBE, "reqid": 3}))
+        assert json.loads(await recv(ws, got))["reqid"] == 3
+        start_time = anyio.current_time()
+        assert [await recv(ws, got) for _ in range(3)] == [tick(1), b"\x00\x01", tick(2)]
+        assert anyio.current_time() - start_time == pytest.approx(3.0, abs=0.01)
+        await ws.aclose()

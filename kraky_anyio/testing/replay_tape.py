@@ -81,7 +81,7 @@ def _sort_v1(message: Any) -> _Sorted:
         if len(message) >= 4 and isinstance(message[-2], str) and isinstance(message[-1], str):
             payload = message[1]
             snapshot = isinstance(payload, dict) and ("as" in payload or "bs" in payload)
-            return _Sorted(DATA, (message[-2], message[-1]), snapshot)
+            return _Sorted(DATA, (message[-2], message[-1]), snapshot, message[0])
         if len(message) == 3 and isinstance(message[1], str) and isinstance(message[2], dict):
             return _Sorted(DATA, (message[1], None))
         return _Sorted(RAW)
@@ -204,6 +204,8 @@ class Tape:
             else:
                 self._add(event, verdict, origin)
             after_open = False
+        #: The data streams the tape holds.
+        self.keys = frozenset(self._by_key)
 
     def _add(self, event: RecordedEvent, verdict: _Sorted, origin: float) -> None:
         assert event.data is not None
@@ -233,10 +235,9 @@ class Tape:
             self._by_key.setdefault(verdict.key, []).append(index)
             if verdict.snapshot:
                 self._snapshots.setdefault(verdict.key, []).append(index)
-            if self.api == "v1" and verdict.key[1] is not None:
-                channel_id = json.loads(event.data)[0]
-                if isinstance(channel_id, int):
-                    self._channel_ids.setdefault(verdict.key, channel_id)
+            channel_id = verdict.message  # v1 public data: its channelID
+            if isinstance(channel_id, int) and not isinstance(channel_id, bool):
+                self._channel_ids.setdefault(verdict.key, channel_id)
         elif verdict.kind == HEARTBEAT:
             self.heartbeats += 1
         self.frames.append(
@@ -248,11 +249,6 @@ class Tape:
             self._greetings.append((index + 1, str(event.data), verdict.message))
 
     # -- queries ---------------------------------------------------------------
-
-    @property
-    def keys(self) -> frozenset[Key]:
-        """The data streams the tape holds."""
-        return frozenset(self._by_key)
 
     def ack(self, kind: str, key: Key) -> dict[str, Any] | None:
         """The first recorded successful ack of ``kind`` (v1 ``"subscribed"``
