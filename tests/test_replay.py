@@ -272,8 +272,8 @@ async def test_a_client_book_survives_drop_garbage_and_stall_during_a_replay() -
         assert server.replay is not None
         with anyio.fail_after(LIMIT):
             async with conn.book("XBT/USD", 10) as book:
-                while book.book.updates < 50:
-                    await anext(book)
+                await server.replay.wait_until(10.0)  # the incident recipe: a recorded time
+                assert 10.0 <= server.replay.time < 10.3 and book.valid
                 await drop_and_wait_reconnect(server, conn)
                 await server.wait_for_subscription("book-10", "XBT/USD")
                 await book.wait_valid()  # resubscribed, caught up from the recording
@@ -302,6 +302,22 @@ async def test_loop_starts_again_with_the_snapshot() -> None:
         assert seen == [tick(1), tick(2), '{"event":"heartbeat"}', tick(3)] * 2
         assert server.replay.passes >= 1 and not server.replay.finished
         await ws.aclose()
+
+
+async def test_a_looped_book_replay_stays_verified_across_passes() -> None:
+    path = RECORDINGS / "sim-v1-book.jsonl.gz"
+    async with (
+        open_fake_kraken(replay=path, speed="max", loop=True) as server,
+        open_kraken(server.url) as conn,
+    ):
+        assert server.replay is not None
+        replay = server.replay
+        with anyio.fail_after(LIMIT):
+            async with conn.book("XBT/USD", 10) as book:
+                await replay.wait_for(lambda: replay.passes >= 2)
+                await conn.ping()  # its pong comes after every frame queued so far
+                # Each pass starts with the recorded snapshot: the book resets, no mismatch.
+                assert book.valid and book.checksum_mismatches == 0 and book.resyncs == 0
 
 
 async def test_the_fixture_serves_a_recording(kraken_replay: ReplayFactory) -> None:

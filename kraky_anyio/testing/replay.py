@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -80,8 +81,9 @@ class Replay:
     :attr:`speed`, :attr:`loop`, :attr:`position` (frames of the tape
     played in this pass), :attr:`passes` (completed passes, with ``loop``),
     :attr:`sent` (frames queued to connections, all connections counted),
-    :attr:`started`, :attr:`running`, :attr:`finished`,
-    :meth:`wait_finished`.
+    :attr:`time` (the recorded time reached), :attr:`started`,
+    :attr:`running`, :attr:`finished`; :meth:`wait_finished`,
+    :meth:`wait_until`, :meth:`wait_for`.
     """
 
     def __init__(self, source: ReplaySource, *, speed: object = 1.0, loop: bool = False) -> None:
@@ -101,7 +103,11 @@ class Replay:
         self.started = False
         self.running = False
         self.finished = False
+        #: The recorded time reached: ``t`` of the last frame played, in
+        #: seconds after the recorded first subscribe (see :meth:`wait_until`).
+        self.time = -math.inf
         self._finished = anyio.Event()
+        self._progress: anyio.Event | None = None  # set on progress, if awaited
 
     def __repr__(self) -> str:
         return (
@@ -117,6 +123,27 @@ class Replay:
     async def wait_finished(self) -> None:
         """Block until the tape has been played to its end (never, with ``loop``)."""
         await self._finished.wait()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Block until ``predicate()`` holds; re-checked after every frame
+        played, every new pass and the end. Not bounded in time (with
+        ``speed="max"`` and ``loop`` a virtual clock never jumps: bound it
+        by the predicate)."""
+        while not predicate():
+            if self._progress is None:
+                self._progress = anyio.Event()
+            await self._progress.wait()
+
+    async def wait_until(self, t: float) -> None:
+        """Block until the frames recorded up to ``t`` seconds after the
+        recorded first subscribe have been played (in this pass), or the end:
+        the moment to inject a fault at a recorded time."""
+        await self.wait_for(lambda: self.time >= t or self.finished)
+
+    def _progressed(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
 
     # -- sessions --------------------------------------------------------------
 
@@ -181,7 +208,7 @@ class Replay:
                 self.running = self.started = True
                 anchor = anyio.current_time()
             frame = frames[self.position]
-            if frame.initial:  # given with a subscriber's ack, never in time
+            if frame.initial and self.passes == 0:  # given with a subscriber's ack
                 self.position += 1
                 continue
             if math.isfinite(self.speed) and frame.t > tape_time:
@@ -198,6 +225,8 @@ class Replay:
                 tape_time, anchor = frame.t, due
             await self._deliver(server, frame)
             self.position += 1
+            self.time = frame.t
+            self._progressed()
             # One frame per turn: each connection's writer sends one frame a
             # turn, so this keeps their queues short at speed "max".
             await anyio.lowlevel.checkpoint()
@@ -217,10 +246,16 @@ class Replay:
             await self._play(server)
             if not self.loop or not self.tape.frames:
                 break
+            # From the second pass on, the initial frames are played in time:
+            # the subscribers have their acks already.
             self.passes += 1
             self.position = 0
+            self.time = -math.inf
+            self._progressed()
+            await anyio.lowlevel.checkpoint()
         self.running = False
         self.finished = True
         self._finished.set()
+        self._progressed()
         for connection in server.sessions:
             connection.reschedule()

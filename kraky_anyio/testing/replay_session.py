@@ -94,7 +94,8 @@ class ReplaySession(FakeSessionBase):
         return self._replayed_acks(super()._dispatch(request, now))
 
     def _catch_up(self, key: tuple[str, str | None]) -> list[Any]:
-        frames = self.replay.tape.catch_up(key, self.replay.position)
+        replay = self.replay
+        frames = replay.tape.catch_up(key, replay.position, ahead=replay.passes == 0)
         return [Recorded(f.data) for f in frames if isinstance(f.data, str)]
 
 

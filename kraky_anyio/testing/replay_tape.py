@@ -271,21 +271,22 @@ class Tape:
         _, text, message = self._greetings[max(index, 0)]
         return text, message
 
-    def catch_up(self, key: Key, position: int) -> list[TapeFrame]:
+    def catch_up(self, key: Key, position: int, *, ahead: bool = True) -> list[TapeFrame]:
         """What a subscriber of ``key`` joining when ``position`` frames have
         been played gets with its ack: the last snapshot of ``key`` played
         so far and every frame of ``key`` after it up to ``position``; if no
         snapshot was played yet, the :attr:`TapeFrame.initial` frame of
         ``key`` (what the recorded client got with its ack) if it is the last
-        frame of ``key`` passed, or the first to come; else nothing."""
+        frame of ``key`` passed, or (with ``ahead``: while initial frames are
+        not played) the first to come; else nothing."""
         snapshots = self._snapshots.get(key, [])
         last = bisect.bisect_left(snapshots, position) - 1
         indices = self._by_key.get(key, [])
         if last < 0:
-            # The initial frame is never played: the one just passed, or the
-            # stream's first if none has come yet.
+            # The initial frame is not played in the first pass: the one just
+            # passed, or the stream's first if none has come yet.
             before = bisect.bisect_left(indices, position)
-            nearest = indices[before - 1] if before else indices[0] if indices else None
+            nearest = indices[before - 1] if before else indices[0] if indices and ahead else None
             if nearest is not None and self.frames[nearest].initial:
                 return [self.frames[nearest]]
             return []
