@@ -197,7 +197,13 @@ async def test_the_other_api_path_is_the_live_fake() -> None:
         await ws.aclose()
 
 
-async def test_set_status_overrides_the_recorded_greeting() -> None:
+async def test_the_greeting_is_recorded_unless_set_status_changed_it() -> None:
+    maintenance = STATUS.replace("online", "maintenance")
+    events = (RecordedEvent("recv", 0.0, 1, maintenance), *ticker_recording().events[2:])
+    async with open_fake_kraken(replay=Recording("v1", events)) as server:
+        ws = await connect_websocket(server.url)
+        assert await recv(ws, []) == maintenance  # as recorded, whatever the fake's default
+        await ws.aclose()
     async with open_fake_kraken(replay=ticker_recording()) as server:
         await server.set_status("maintenance")
         ws = await connect_websocket(server.url)

@@ -7,8 +7,8 @@ checks, errors, pongs, faults), with what the recording holds in place of
 what the live fake makes up:
 
 * the greeting is the recorded status frame (the one recorded last before
-  the replay's position), unless the server's status was changed since
-  (``set_status``): then the live fake's;
+  the replay's position), unless ``set_status()`` changed the server's
+  status from its configured one: then the live fake's;
 * a successful subscribe or unsubscribe is answered with the recorded ack of
   that stream (the client's own ``reqid``/``req_id`` put in); v1 acks
   without one carry the stream's recorded channelID. v2: only when the
@@ -54,9 +54,6 @@ class ReplaySession(FakeSessionBase):
 
     replay: Replay
 
-    def _recorded_status(self, message: Any) -> str | None:
-        raise NotImplementedError
-
     def _replayed_acks(self, replies: list[Any]) -> list[Any]:
         raise NotImplementedError
 
@@ -64,8 +61,8 @@ class ReplaySession(FakeSessionBase):
         greeting = self.replay.tape.greeting(self.replay.position)
         if self.stalled or greeting is None:
             return super().on_open(now)
-        text, message = greeting
-        if self._recorded_status(message) != self.status:
+        text, _ = greeting
+        if self.status != self.options.status:
             return super().on_open(now)  # set_status() changed it: say so
         return self._sent([Recorded(text)], now)
 
@@ -121,10 +118,6 @@ class ReplayV1Session(ReplaySession, FakeKrakenSession):
             return str(message)
         return FakeKrakenSession.encode(message)
 
-    def _recorded_status(self, message: Any) -> str | None:
-        status = message.get("status") if isinstance(message, dict) else None
-        return status if isinstance(status, str) else None
-
     def _replayed_acks(self, replies: list[Any]) -> list[Any]:
         out: list[Any] = []
         tape = self.replay.tape
@@ -165,13 +158,6 @@ class ReplayV2Session(ReplaySession, FakeKrakenV2Session):
         if isinstance(message, Recorded):
             return str(message)
         return FakeKrakenV2Session.encode(message)
-
-    def _recorded_status(self, message: Any) -> str | None:
-        data = message.get("data") if isinstance(message, dict) else None
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            system = data[0].get("system")
-            return system if isinstance(system, str) else None
-        return None
 
     def _replayed_acks(self, replies: list[Any]) -> list[Any]:
         out: list[Any] = []
