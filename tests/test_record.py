@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +27,8 @@ import pytest
 from helpers import next_of
 
 from kraky_anyio import Connected, Notice, __version__, open_kraken, v2
-from kraky_anyio.recording import RecordingError, RecordOptions
-from kraky_anyio.recording.format import Entry, redact_frame
+from kraky_anyio.recording import RecordingError, RecordOptions, writer
+from kraky_anyio.recording.format import Entry, clean_url, redact_frame
 from kraky_anyio.recording.recorder import Recorder
 from kraky_anyio.recording.writer import part_path
 from kraky_anyio.testing.server import open_fake_kraken
@@ -242,6 +243,9 @@ def test_redaction_keeps_the_rest_of_the_text_and_catches_odd_spellings() -> Non
     assert json.loads(out)["params"]["deep"] == [{"secret": "<redacted>"}]
     assert '"n":[1.10,2e5]' in out  # numbers kept as written
     assert redact_frame('{"event":"ping","reqid":1}') == '{"event":"ping","reqid":1}'
+    # The header's URL: no query string, fragment or user info.
+    assert clean_url("wss://user:pw@[::1]:8443/v2?token=abc#x") == "wss://[::1]:8443/v2"
+    assert clean_url("wss://ws.kraken.com") == "wss://ws.kraken.com"
 
 
 async def test_a_reconnect_is_two_sockets_in_one_file(tmp_path: Path) -> None:
@@ -755,3 +759,23 @@ async def test_overflow_block_through_the_shell_loses_nothing(tmp_path: Path) ->
         stats = recorder.stats
     assert stats.frames_dropped == 0 and stats.frames_recorded == stats.frames_seen
     assert [t for t in received(path) if '"n":' in str(t)] == sent
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_live_part_is_flushed_so_it_can_be_followed(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "FLUSH_SECONDS", 0.0)  # every batch flushes
+    path = tmp_path / f"live{suffix}"
+    files = writer.PartWriter(path, lambda part: {"kind": "header", "part": part})
+    try:
+        files.write([("recv", 0.5, 1.0, 1, '{"live":1}')])
+        data = path.read_bytes()  # the file is still open: its stream is not finished
+        if suffix.endswith(".gz"):
+            data = zlib.decompressobj(wbits=31).decompress(data)
+        elif suffix.endswith(".zst"):
+            assert zstandard is not None
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        assert b'"text":"{\\"live\\":1}"' in data
+    finally:
+        files.close()

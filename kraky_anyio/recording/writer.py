@@ -15,10 +15,10 @@ lines per call, never from the event loop's thread.
   *uncompressed* lines (so a compressed part is smaller), or before the first
   line at least ``rotate_seconds`` of recording time after the part began.
   Every part holds its header and at least one line.
-* Each part is flushed (compressed streams too) at most ``FLUSH_SECONDS``
-  apart, so a reader can follow a live recording and a crash loses little;
-  :meth:`PartWriter.close` finishes the stream (a complete gzip or zstandard
-  frame).
+* While batches keep coming, a part is flushed (compressed streams too) with
+  the first batch ``FLUSH_SECONDS`` after the last flush, so a reader can
+  follow a live recording and a crash loses little; :meth:`PartWriter.close`
+  finishes the stream (a complete gzip or zstandard frame).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ __all__ = [
 
 #: Suffix -> compression name.
 COMPRESSIONS: Final = {".gz": "gzip", ".zst": "zstandard", ".jsonl": "none"}
-#: At most this long (seconds, wall clock) between two flushes of a part.
+#: A batch written this long (seconds, wall clock) after a part's last flush flushes it.
 FLUSH_SECONDS: Final = 1.0
 ZSTANDARD_HINT: Final = (
     'recording to .zst needs the zstandard package: pip install "kraky-anyio[record]"'
