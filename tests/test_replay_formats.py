@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,20 @@ def test_speeds() -> None:
     for wrong in (True, None, [1]):
         with pytest.raises(TypeError):
             parse_speed(wrong)
+
+
+def test_zstandard_missing_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.jsonl.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd")  # never decompressed: the import fails first
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard -> ImportError
+    with pytest.raises(RecordingFormatError, match=r"pip install \"kraky-anyio\[record\]\""):
+        read_recording(path)
+
+
+def test_parts_of_another_api_are_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "s.jsonl", [header(), *v1_lines()[:3]])
+    write_jsonl(tmp_path / "s.jsonl.1", [header("v2", part=1), *v1_lines()[3:]])
+    with pytest.raises(RecordingFormatError, match=r"s\.jsonl\.1:1: api v2, not v1"):
+        read_recording(path)
