@@ -4,6 +4,7 @@ timeout; the test synchronises on what the server prints, never on sleeps."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import select
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from typing import IO
 
 import anyio
 import pytest
+import trio.testing
 
 from kraky_anyio.connection import open_kraken
 from kraky_anyio.testing.replay_formats import read_recording
@@ -101,3 +103,16 @@ def test_serve_replay_refuses_a_bad_file_or_speed(tmp_path: Path) -> None:
         timeout=TIMEOUT,
     )
     assert done.returncode == 2 and "--speed" in done.stderr and "not a number" in done.stderr
+
+
+def test_the_shipped_recordings_are_what_make_py_makes() -> None:
+    # If the simulator changes, run `python docs/recordings/make.py` again.
+    spec = importlib.util.spec_from_file_location("make_recordings", RECORDING.parent / "make.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    for api in ("v1", "v2"):
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        lines = anyio.run(make.record, api, backend="trio", backend_options={"clock": clock})
+        shipped = gzip.decompress((RECORDING.parent / f"sim-{api}-book.jsonl.gz").read_bytes())
+        assert shipped.decode().splitlines() == lines
