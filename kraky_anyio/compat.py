@@ -26,11 +26,17 @@ Where kraky's behaviour was a defect, the shim does the right thing on purpose:
 * **Notices** (``Connected``, ``Disconnected``, ``SubscriptionLost``) are
   logged, not passed to the handler, which gets kraky's decoded messages only;
   ``SubscriptionLost`` counts as a failure.
-* **Frames as kraky sent them**: ``subscribe``/``unsubscribe`` without a
-  ``reqid`` go out without one (their replies are matched by channel and
-  pair). Orders always carry one (an order's reply must never be taken for
-  another's), and so do pings (``open_kraken`` sends none without), taken
-  from the library's counter when not given.
+* **Frames as kraky sent them**: ``ping``/``subscribe``/``unsubscribe``
+  without a ``reqid`` go out without one (their replies are matched in order,
+  and by channel and pair). Orders always carry one (an order's reply must
+  never be taken for another's), taken from the library's counter when not
+  given.
+* **Returns once written, then pauses like kraky**: each call returns once
+  its frame was handed to the socket (waiting for the connection, unbounded,
+  as kraky did), then sleeps :attr:`KrakyWsClient.pause_after_send` (kraky's
+  0.1 s; set it to 0 to drop the pause); the request runs on to its reply
+  in the background. Cancelled before its frame was written, it is never
+  sent.
 * **A public subscribe without pairs** is refused at once (``ValueError``
   naming ``pair=[...]``): kraky sent it and Kraken v1 answered ``Pair(s) not
   found``.
@@ -49,10 +55,9 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from .backoff import ReconnectPolicy
-from .compat_orders import KrakyOrders
+from .compat_orders import Call, KrakyOrders
 from .connection import KrakenConnection, open_kraken
 from .notices import Notice, SubscriptionLost
 from .v1.builders import check_subscription_args
@@ -99,6 +104,20 @@ class _SocketView:
         return not self._conn.connected
 
 
+class _Fired:
+    """One fire-and-forget call: the ``task_status`` its connection call
+    reports "written" to, and the scope its caller calls it off with."""
+
+    def __init__(self) -> None:
+        self.written = False
+        self.over = anyio.Event()  # written, or failed or called off first
+        self.scope = anyio.CancelScope()
+
+    def started(self, value: None = None) -> None:
+        self.written = True
+        self.over.set()
+
+
 @dataclass
 class _Named:
     conn: KrakenConnection
@@ -122,7 +141,16 @@ class KrakyWsClient(KrakyOrders):
     subscribe calls made, minus those unsubscribed: informational, the replay
     uses the library's own state) and ``"websocket"`` (``.open`` /
     ``.closed``). Works under asyncio and trio.
+
+    Each request method returns once its frame was written, then waits
+    :attr:`pause_after_send` (see the module docstring).
     """
+
+    pause_after_send: float = 0.1
+    """Seconds each request method sleeps after its frame was written, as
+    kraky's ``_send`` did (code that sends and then at once looks at what the
+    server got relies on it). Set it to 0, on the class or one client, to
+    return as soon as the frame is written."""
 
     def __init__(self, connection_env: str = "production", logging_level: str = "INFO") -> None:
         self.connection_env = connection_env
@@ -221,35 +249,52 @@ class KrakyWsClient(KrakyOrders):
 
     # -- fire-and-forget requests ------------------------------------------
 
-    async def _fire(
-        self,
-        name: str,
-        what: str,
-        call: Callable[[KrakenConnection], Awaitable[object]],
-    ) -> None:
-        """Wait (unbounded, like kraky) until ``name`` is connected, then run
-        ``call`` to its reply in that connection's task group."""
+    async def _fire(self, name: str, what: str, call: Call) -> None:
+        """Wait (unbounded, like kraky) until ``name`` is connected; start
+        ``call`` in that connection's task group, to run to its reply; return
+        once its frame was written (or it failed first), after
+        :attr:`pause_after_send` if it was written. Cancelled before the
+        write: the call is called off and its frame never sent."""
         while (named := self._named.get(name)) is None:
             await self._opened.setdefault(name, anyio.Event()).wait()
-        named.requests.start_soon(self._run, name, what, call, named.conn)
-        await anyio.lowlevel.checkpoint()
-
-    async def _run(
-        self,
-        name: str,
-        what: str,
-        call: Callable[[KrakenConnection], Awaitable[object]],
-        conn: KrakenConnection,
-    ) -> None:
+        fired = _Fired()
         try:
-            await call(conn)
-        except anyio.get_cancelled_exc_class():
+            named.requests.start_soon(self._run, name, what, call, named.conn, fired)
+        except RuntimeError:  # its task group has just ended: the connection is closing
             self.failed_requests += 1
             log.warning("%s on connection %r abandoned: the connection was closed", what, name)
+            return
+        try:
+            await fired.over.wait()
+        except BaseException:
+            if not fired.over.is_set():
+                fired.scope.cancel()
             raise
-        except Exception as exc:  # fire-and-forget: every failure is reported here
-            self.failed_requests += 1
-            log.warning("%s on connection %r failed: %s: %s", what, name, type(exc).__name__, exc)
+        if fired.written and self.pause_after_send > 0:
+            await anyio.sleep(self.pause_after_send)
+
+    async def _run(
+        self, name: str, what: str, call: Call, conn: KrakenConnection, fired: _Fired
+    ) -> None:
+        with fired.scope:
+            try:
+                await call(conn, fired)
+            except anyio.get_cancelled_exc_class():
+                if fired.scope.cancel_called:
+                    log.info("%s on connection %r called off by its caller", what, name)
+                else:
+                    self.failed_requests += 1
+                    log.warning(
+                        "%s on connection %r abandoned: the connection was closed", what, name
+                    )
+                raise
+            except Exception as exc:  # fire-and-forget: every failure is reported here
+                self.failed_requests += 1
+                log.warning(
+                    "%s on connection %r failed: %s: %s", what, name, type(exc).__name__, exc
+                )
+            finally:
+                fired.over.set()
 
     @staticmethod
     def _check_subscription(subscription: dict[str, Any], pair: list[str] | None) -> None:
@@ -263,8 +308,13 @@ class KrakyWsClient(KrakyOrders):
             )
 
     async def ping(self, reqid: int | None = None, connection_name: str = "main") -> None:
-        """Send a ``ping``; the ``pong`` reaches the handler."""
-        await self._fire(connection_name, "ping", lambda conn: conn.ping(reqid))
+        """Send a ``ping`` (without ``reqid``, none in the frame, as kraky's);
+        the ``pong`` reaches the handler."""
+        await self._fire(
+            connection_name,
+            "ping",
+            lambda conn, status: conn.ping(reqid, send_reqid=reqid is not None, task_status=status),
+        )
 
     async def subscribe(
         self,
@@ -282,7 +332,9 @@ class KrakyWsClient(KrakyOrders):
         await self._fire(
             connection_name,
             "subscribe",
-            lambda conn: conn.subscribe(subscription, pair, reqid, send_reqid=reqid is not None),
+            lambda conn, status: conn.subscribe(
+                subscription, pair, reqid, send_reqid=reqid is not None, task_status=status
+            ),
         )
         record = self.connections.get(connection_name)
         if record is not None:
@@ -303,7 +355,9 @@ class KrakyWsClient(KrakyOrders):
         await self._fire(
             connection_name,
             "unsubscribe",
-            lambda conn: conn.unsubscribe(subscription, pair, reqid, send_reqid=reqid is not None),
+            lambda conn, status: conn.unsubscribe(
+                subscription, pair, reqid, send_reqid=reqid is not None, task_status=status
+            ),
         )
         record = self.connections.get(connection_name)
         if record is not None:

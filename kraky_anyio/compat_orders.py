@@ -1,7 +1,8 @@
 """The order methods of :class:`kraky_anyio.compat.KrakyWsClient`: kraky's
 positional signatures, checked at once by :mod:`kraky_anyio.trading`, then
-fired like every shim request. kraky's ``event=`` override sends the checked
-fields with that event through
+fired like every shim request (each returns once its frame was written, and
+after the shim's pause) through :meth:`~kraky_anyio.KrakenConnection.request`.
+kraky's ``event=`` override sends the checked fields with that event through
 :meth:`~kraky_anyio.KrakenConnection.request_raw` (the escape hatch)."""
 
 from __future__ import annotations
@@ -9,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from anyio.abc import TaskStatus
+
 from . import trading
 from .connection import KrakenConnection
 from .trading import AddOrderFields, DecimalLike, EditOrderFields
 from .v1.builders import check_raw
+
+#: A shim request: the connection's call, given the ``task_status`` it reports
+#: "written" to.
+Call = Callable[[KrakenConnection, TaskStatus[None]], Awaitable[object]]
 
 __all__ = ["KrakyOrders"]
 
@@ -20,34 +27,31 @@ __all__ = ["KrakyOrders"]
 class KrakyOrders:
     """Mixed into ``KrakyWsClient``, which provides :meth:`_fire`."""
 
-    async def _fire(
-        self,
-        name: str,
-        what: str,
-        call: Callable[[KrakenConnection], Awaitable[object]],
-    ) -> None:
+    async def _fire(self, name: str, what: str, call: Call) -> None:
         raise NotImplementedError
 
     async def _fire_order(
-        self,
-        name: str,
-        event: str,
-        message: dict[str, Any],
-        reqid: int | None,
-        call: Callable[[KrakenConnection], Awaitable[object]],
+        self, name: str, event: str, message: dict[str, Any], reqid: int | None
     ) -> None:
-        """Fire ``call``; or, for kraky's ``event=`` override, ``message``
-        (the checked fields) with that event through ``request_raw``.
+        """Fire ``message`` (the checked fields) with ``reqid``; for kraky's
+        ``event=`` override, with that event through ``request_raw``.
         Raises ``TypeError``/``ValueError`` at once for an event that may
         not be sent raw."""
         if event == message["event"]:
-            await self._fire(name, event, call)
+            _, expected = trading.expected_replies(message)
+            await self._fire(
+                name,
+                event,
+                lambda conn, status: conn.request(message, expected, reqid, task_status=status),
+            )
             return
         raw = {**message, "event": event}
         if reqid is not None:
             raw["reqid"] = reqid
         check_raw(raw)
-        await self._fire(name, f"{event} (raw)", lambda conn: conn.request_raw(raw))
+        await self._fire(
+            name, f"{event} (raw)", lambda conn, status: conn.request_raw(raw, task_status=status)
+        )
 
     async def add_order(
         self,
@@ -101,7 +105,6 @@ class KrakyOrders:
             event,
             trading.add_order(token, **fields),
             reqid,
-            lambda conn: conn.add_order(token, reqid=reqid, **fields),
         )
 
     async def edit_order(
@@ -137,7 +140,6 @@ class KrakyOrders:
             event,
             trading.edit_order(token, **fields),
             reqid,
-            lambda conn: conn.edit_order(token, reqid=reqid, **fields),
         )
 
     async def cancel_order(
@@ -155,7 +157,6 @@ class KrakyOrders:
             event,
             trading.cancel_order(token, txid),
             reqid,
-            lambda conn: conn.cancel_order(token, txid, reqid),
         )
 
     async def cancel_all(
@@ -172,13 +173,12 @@ class KrakyOrders:
             event,
             trading.cancel_all(token),
             reqid,
-            lambda conn: conn.cancel_all(token, reqid),
         )
 
     async def cancel_all_orders_after(
         self,
         token: str,
-        timeout: int | float,
+        timeout: int | float,  # noqa: ASYNC109 (kraky's name: the dead man's switch, not ours)
         reqid: int | None = None,
         event: str = "cancelAllOrdersAfter",
         connection_name: str = "main",
@@ -191,5 +191,4 @@ class KrakyOrders:
             event,
             trading.cancel_all_orders_after(token, timeout),
             reqid,
-            lambda conn: conn.cancel_all_orders_after(token, timeout, reqid),
         )

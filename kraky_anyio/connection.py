@@ -27,6 +27,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
+
 from .facade import ConnectionBase
 from .fanout import MessageStream, Overflow, make_filter
 from .live_book import LiveBook, ResyncPolicy, open_book
@@ -40,6 +43,17 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
 
     Create it with :func:`open_kraken`. Its methods may be called from any task
     while the ``async with`` block is open.
+
+    **Written, not yet answered**: :meth:`ping`, :meth:`subscribe`,
+    :meth:`unsubscribe`, :meth:`request` and :meth:`request_raw` take anyio's
+    ``task_status``, so ``await tg.start(functools.partial(conn.subscribe,
+    sub, pairs))`` returns once the frame was handed to the socket (not when
+    the reply comes; at once if there was nothing to write), and the call goes
+    on in ``tg`` to its reply, raising there as usual. Before the write it
+    waits for a socket like any call (across reconnects); cancelled then, the
+    frame is never sent; an error before the write comes out of
+    ``tg.start``. A written request whose call is cancelled is still tracked:
+    its reply is matched (late ones counted) and updates the state.
     """
 
     api = "v1"
@@ -92,15 +106,25 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
 
     # -- requests ----------------------------------------------------------
 
-    async def ping(self, reqid: int | None = None) -> dict[str, Any]:
+    async def ping(
+        self,
+        reqid: int | None = None,
+        *,
+        send_reqid: bool = True,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+    ) -> dict[str, Any]:
         """Send a ``ping`` event and return Kraken's ``pong``.
 
         Waits for a socket if there is none. Raises :class:`ReplyLostError` if
         the socket is lost before the pong, :class:`ReplyTimeoutError` after
-        ``reply_timeout`` seconds on the wire.
+        ``reply_timeout`` seconds on the wire. ``send_reqid=False`` sends it
+        without a reqid, as kraky did (``reqid`` must then be None): the pongs
+        without one answer such pings in the order sent. ``task_status``:
+        see the class docstring.
         """
         self._shell.check_open()
-        return (await self._shell.request(self._protocol.ping(reqid)))[0]
+        req = self._protocol.ping(reqid, send_reqid=send_reqid)
+        return (await self._shell.request(req, task_status))[0]
 
     async def subscribe(
         self,
@@ -109,6 +133,7 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
         reqid: int | None = None,
         *,
         send_reqid: bool = True,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> list[dict[str, Any]]:
         """Subscribe and return the ``subscriptionStatus`` replies, one per pair.
 
@@ -126,7 +151,7 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
         ``send_reqid=False`` sends the frame without a reqid, as kraky did
         (``reqid`` must then be None): its replies are matched by channel and
         pair, in the order sent. A public channel needs ``pair`` (Kraken v1
-        has no all-pairs subscribe).
+        has no all-pairs subscribe). ``task_status``: see the class docstring.
         """
         self._shell.check_open()
         req = self._protocol.subscribe(
@@ -136,7 +161,7 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
             default_token=self._shell.tokens.default(),
             send_reqid=send_reqid,
         )
-        return await self._shell.request(req)
+        return await self._shell.request(req, task_status)
 
     async def unsubscribe(
         self,
@@ -145,6 +170,7 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
         reqid: int | None = None,
         *,
         send_reqid: bool = True,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> list[dict[str, Any]]:
         """Unsubscribe; the entries leave the replay set at once.
 
@@ -154,7 +180,7 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
         socket drops before the replies, the replies received so far are
         returned (the next socket will not have the subscription). Raises
         :class:`KrakenError` if Kraken rejects it (e.g. ``Subscription Not
-        Found``). ``send_reqid``: as for :meth:`subscribe`.
+        Found``). ``send_reqid``, ``task_status``: as for :meth:`subscribe`.
         """
         self._shell.check_open()
         connected = self._shell.ws is not None
@@ -167,26 +193,39 @@ class KrakenConnection(ConnectionBase[KrakenProtocol], OrderMethods):
             bound_generation=self.generation if connected else None,
             send_reqid=send_reqid,
         )
-        return await self._shell.request(req)
+        return await self._shell.request(req, task_status)
 
     async def request(
-        self, message: Mapping[str, Any], expected_replies: int = 1, reqid: int | None = None
+        self,
+        message: Mapping[str, Any],
+        expected_replies: int = 1,
+        reqid: int | None = None,
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> list[dict[str, Any]]:
         """Send an order event (``addOrder``, ``cancelOrder``, ...) as given and
         return its replies; used by the trading methods. An order is never
         re-sent: if the socket drops after it was written and before its reply,
         :class:`OrderOutcomeUnknownError` is raised; one that never reached a
-        socket raises a plain ``ConnectionClosedError`` saying so (safe to retry)."""
+        socket raises a plain ``ConnectionClosedError`` saying so (safe to retry).
+        ``task_status``: see the class docstring."""
         self._shell.check_open()
-        return await self._shell.request(self._protocol.order(message, expected_replies, reqid))
+        req = self._protocol.order(message, expected_replies, reqid)
+        return await self._shell.request(req, task_status)
 
-    async def request_raw(self, message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def request_raw(
+        self,
+        message: Mapping[str, Any],
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+    ) -> list[dict[str, Any]]:
         """The escape hatch: send any v1 event (a ``reqid`` is added unless
         given) and return its reply, matched by reqid. ``subscribe`` and
         ``unsubscribe`` are refused (``ValueError``): use the methods, which
-        keep the replay set. Raises like :meth:`ping`."""
+        keep the replay set. Raises like :meth:`ping`; ``task_status``: see
+        the class docstring."""
         self._shell.check_open()
-        return await self._shell.request(self._protocol.raw(message))
+        return await self._shell.request(self._protocol.raw(message), task_status)
 
     def _connection_token(self) -> str:
         """The fixed token, or a placeholder the writer replaces with the token

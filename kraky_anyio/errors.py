@@ -45,8 +45,20 @@ class OrderOutcomeUnknownError(ReplyLostError):
     """An order request was written but its reply was lost to a disconnect.
 
     Kraken may or may not have executed it: check ``openOrders``/``ownTrades``
-    or the REST API. The library never re-sends it.
+    (v2: ``executions``) or the REST API. The library never re-sends it.
+    ``cl_ord_ids``: the client order ids the request named (v2), to find its
+    orders by; ``cl_ord_id``: that id when there is exactly one, else None.
     """
+
+    def __init__(
+        self, message: str, replies: Sequence[Any] = (), *, cl_ord_ids: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, replies)
+        self.cl_ord_ids: list[str] = list(cl_ord_ids)
+
+    @property
+    def cl_ord_id(self) -> str | None:
+        return self.cl_ord_ids[0] if len(self.cl_ord_ids) == 1 else None
 
 
 class ReplyTimeoutError(KrakyError, TimeoutError):

@@ -65,7 +65,8 @@ class BookResync(Notice):
 
 @dataclass(frozen=True)
 class SequenceGap(Notice):
-    """A private feed (``openOrders``, ``ownTrades``) skipped or restarted its
+    """A private feed (v1 ``openOrders``, ``ownTrades``; v2 ``executions``,
+    ``balances``) skipped or restarted its
     ``sequence`` numbers: messages may have been lost. The channel is being
     resubscribed; its next snapshot replaces what you hold.
 

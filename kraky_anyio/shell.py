@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .backoff import Backoff
 from .errors import (
-    AuthError,
     ConnectionClosedError,
     ConnectionFailedError,
     KrakyError,
@@ -34,6 +35,7 @@ from .notices import Connected, Disconnected
 from .options import ConnectionOptions
 from .redaction import redact
 from .requests import Request, RequestState
+from .restore import replay_plan, send_replay, token_failure
 from .seam import ProtocolCore, ReplayPlan, SendAction
 from .status import ConnectionState, ConnectionStatus
 from .tokens import SocketTokens
@@ -54,12 +56,6 @@ def _transport_errors() -> Iterator[None]:
         yield
     except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _type_name(exc: BaseException) -> str:
-    """What to log of a token failure: an ``AuthError``'s message (secret-free
-    by contract: it names the provider's exception type), else the type."""
-    return str(exc) if isinstance(exc, AuthError) else type(exc).__name__
 
 
 class SocketRun:
@@ -155,11 +151,15 @@ class Shell:
 
     # -- requests ----------------------------------------------------------
 
-    async def request(self, req: Request) -> list[dict[str, Any]]:
-        """Queue ``req`` for the writer and wait for its replies."""
+    async def request(
+        self, req: Request, task_status: TaskStatus[None] = TASK_STATUS_IGNORED
+    ) -> list[dict[str, Any]]:
+        """Queue ``req`` for the writer and wait for its replies;
+        ``task_status.started()`` once it was written (see :class:`Waiters`)."""
         if self.closing:
             self.protocol.caller_gone(req)
-        return await self.waiters.request(req, self.send_tx, self.options.reply_timeout)
+        timeout = self.options.reply_timeout
+        return await self.waiters.request(req, self.send_tx, timeout, task_status)
 
     def close(self) -> None:
         """The block is left: wake every waiting caller with the closed error."""
@@ -234,7 +234,7 @@ class Shell:
                     token = await self.tokens.for_socket(gen)
                 except Exception as exc:
                     protocol.stats.token_failures += 1
-                    log.warning("token provider: %s; %s not sent", _type_name(exc), req.event)
+                    log.warning("token provider: %s; %s not sent", token_failure(exc), req.event)
                     protocol.fail_unsent(req, exc)
                     return
                 if self._run is run:
@@ -248,7 +248,6 @@ class Shell:
                 continue
             frame = protocol.frame(req)
             protocol.sending(req, gen)
-            self.waiters.wake(req)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("> %s", redact(req.message))
             if self.tap is not None:  # before the write: its reply may come first
@@ -260,6 +259,8 @@ class Shell:
                 written = not isinstance(exc, ConnectionClosedError) or exc.written
                 protocol.send_failed(req, exc, written)
                 self._drop_socket(gen, f"a write failed: {exc}")
+            else:
+                self.waiters.written(req)
             return
 
     async def _supervisor(self) -> None:
@@ -298,20 +299,6 @@ class Shell:
             if not self.options.reconnect:
                 raise ConnectionFailedError(f"the connection to {self.url} was lost: {reason}")
 
-    async def _replay_plan(self) -> ReplayPlan:
-        token = None
-        if self.tokens.configured and self.protocol.replay_needs_token():
-            try:
-                token = await self.tokens.for_socket(self.generation)
-            except Exception as exc:
-                self.protocol.stats.token_failures += 1
-                # The exception type only: providers may put secrets in messages.
-                log.warning(
-                    "token provider: %s; private subscriptions not restored",
-                    _type_name(exc),
-                )
-        return self.protocol.replay(token)
-
     async def _run_socket(self, ws: WebSocket) -> str:
         stats = self.protocol.stats
         self.generation += 1
@@ -326,22 +313,14 @@ class Shell:
         try:
             async with anyio.create_task_group() as tg:
                 self._socket_scope = tg.cancel_scope
-                plan = await self._replay_plan()
+                plan = await replay_plan(self)
                 await self.fanout.publish(
                     [Connected(run.generation, self.url, plan.entries), *plan.notices]
                 )
                 tg.start_soon(self._reader, run, tg.cancel_scope)
                 tg.start_soon(watch, self, run)
                 try:
-                    for i, req in enumerate(plan.requests):
-                        if plan.burst and i and i % plan.burst == 0:
-                            await anyio.sleep(plan.window)  # paced: see ReplayPlan
-                        self.protocol.sending(req, run.generation)
-                        stats.replayed += max(1, len(req.parts))
-                        frame = self.protocol.frame(req)
-                        if self.tap is not None:
-                            self.tap.sent(run.generation, frame, anyio.current_time())
-                        await ws.send_text(frame)
+                    await send_replay(self, run, plan)
                 except TransportError as exc:
                     run.reason = str(exc)
                     tg.cancel_scope.cancel()

@@ -1,11 +1,19 @@
 """The callers' side of requests: each waiting call's events, woken by the
-shell from what the protocol returned (never by the protocol itself)."""
+shell from what the protocol returned (never by the protocol itself).
+
+A call first waits until its frame was *written* (handed to the socket: the
+writer calls :meth:`Waiters.written`), then for its replies. A caller that
+passes a ``task_status`` (anyio's ``TaskGroup.start`` protocol) is told in
+between: ``await tg.start(...)`` returns once the frame is on the wire, and
+the call goes on in ``tg`` to its reply."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .errors import KrakyError, ReplyTimeoutError
@@ -18,10 +26,10 @@ CLOSED_MESSAGE = "the connection is closed (use it inside `async with open_krake
 
 
 class _Waiter:
-    __slots__ = ("closed", "done", "sent")
+    __slots__ = ("closed", "done", "written")
 
     def __init__(self) -> None:
-        self.sent = anyio.Event()
+        self.written = anyio.Event()  # on the wire, or settled, or closed
         self.done = anyio.Event()
         self.closed = False
 
@@ -41,29 +49,46 @@ class Waiters:
         waiter = self._waiting.get(req)
         if waiter is None:
             return
-        if req.state is not RequestState.QUEUED:
-            waiter.sent.set()
         if req.state is RequestState.DONE or req.state is RequestState.ABANDONED:
+            waiter.written.set()
             waiter.done.set()
+
+    def written(self, req: Request) -> None:
+        """``req``'s frame was handed to the socket: wake its caller's
+        ``task_status`` and start its reply timer."""
+        waiter = self._waiting.get(req)
+        if waiter is not None:
+            waiter.written.set()
 
     def close(self) -> None:
         """The connection is closed: every waiting call raises the closed error."""
         for waiter in self._waiting.values():
             waiter.closed = True
-            waiter.sent.set()
+            waiter.written.set()
             waiter.done.set()
 
     async def request(
-        self, req: Request, send: MemoryObjectSendStream[Request], reply_timeout: float
+        self,
+        req: Request,
+        send: MemoryObjectSendStream[Request],
+        reply_timeout: float,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> list[dict[str, Any]]:
         """Hand ``req`` to the writer through ``send`` and wait for its replies.
 
-        Blocks while the send queue is full and until the request was written;
-        then at most ``reply_timeout`` for the replies (``ReplyTimeoutError``).
-        Raises ``KrakyError`` (closed) if the connection closes meanwhile, and
-        the request's own error. Cancelled before the wire: never sent."""
+        Blocks while the send queue is full and until the request was written
+        (across reconnects: a request not yet written waits for the next
+        socket); then at most ``reply_timeout`` for the replies
+        (``ReplyTimeoutError``). ``task_status.started()`` is called once the
+        frame was written, or once the request settled without error before
+        that (nothing to write); never if it fails first. Raises
+        ``KrakyError`` (closed) if the connection closes meanwhile, and the
+        request's own error. Cancelled before the wire: never sent; after it:
+        the replies are still matched (and counted) when they come."""
         if req.done:
-            return req.result()
+            result = req.result()
+            task_status.started()
+            return result
         waiter = _Waiter()
         self._waiting[req] = waiter
         try:
@@ -73,7 +98,11 @@ class Waiters:
                 await send.send(req)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 raise KrakyError(CLOSED_MESSAGE) from None
-            await waiter.sent.wait()
+            await waiter.written.wait()
+            if waiter.closed and not req.done:
+                raise KrakyError(CLOSED_MESSAGE)
+            if req.error is None:
+                task_status.started()
             if not req.done:
                 with anyio.move_on_after(reply_timeout):
                     await waiter.done.wait()

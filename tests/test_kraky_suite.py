@@ -36,33 +36,12 @@ TESTS = [
     "test_unsubscribe",
 ]
 
-# kraky's tests that compare the last frame its server recorded with a dict
-# right after the call returned. The frames are kraky's now (no reqid when none
-# was given: test_compat's test_subscribe_and_unsubscribe_send_krakys_frames_
-# without_reqid), but the timing is not: kraky's ``_send`` slept 0.1 s after
-# each write, which is what gave its server (another task, which never
-# replies) time to record the frame; the shim's fire-and-forget call returns
-# once the request is started, before the frame is written. Waiting for the
-# write would not be enough either: with no reply to wait for, only a sleep
-# would make them pass, by timing luck. So they fail the same way every time:
-# the frame under test has not reached kraky's server when it is compared.
-RACY = {
-    "test_subscribe": "compares the frame its server recorded right after the call",
-    "test_unsubscribe": "compares the frame its server recorded right after the call",
-}
-
-
-def _frame_not_there_yet(message: str) -> bool:
-    """kraky's assertion failed because its server had recorded no frame yet,
-    or only an earlier one equal to the expected frame but for its event
-    (so no reqid or other extra field either)."""
-    if "has no attribute 'last_ws_msg'" in message:
-        return True
-    return (
-        "Omitting 2 identical items" in message
-        and "Differing items:" in message
-        and "more item" not in message
-    )
+# test_subscribe and test_unsubscribe compare the last frame kraky's server
+# (another task, which never replies) recorded with a dict right after the
+# call returned. They pass because the shim's calls return once the frame was
+# written (the connection's ``task_status`` signal) and then sleep
+# ``KrakyWsClient.pause_after_send``, kraky's 0.1 s (its ``_send`` slept
+# after each write): test_compat checks both on virtual time.
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +101,6 @@ def test_every_kraky_ws_test_is_accounted_for(report: dict[str, tuple[str, str]]
 @pytest.mark.parametrize("name", TESTS)
 def test_kraky_ws_test_against_the_shim(name: str, report: dict[str, tuple[str, str]]) -> None:
     outcome, message = report[name]
-    if name in RACY:
-        if outcome == "passed":
-            pytest.fail(f"{name} passes now: drop it from RACY")
-        assert outcome == "failure", f"kraky's {name}: {outcome}: {message}"
-        assert _frame_not_there_yet(message), f"kraky's {name} failed otherwise: {message}"
-        pytest.xfail(f"{RACY[name]}: {message[:200]}")
     assert outcome == "passed", f"kraky's {name}: {outcome}: {message}"
 
 

@@ -103,6 +103,13 @@ def test_serve_replay_refuses_a_bad_file_or_speed(tmp_path: Path) -> None:
         timeout=TIMEOUT,
     )
     assert done.returncode == 2 and "--speed" in done.stderr and "not a number" in done.stderr
+    done = subprocess.run(
+        [*CLI, "serve", "--replay", str(RECORDING), "--trading"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 2 and "does not take --trading" in done.stderr
 
 
 def test_the_shipped_recordings_are_what_make_py_makes() -> None:

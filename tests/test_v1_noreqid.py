@@ -130,6 +130,23 @@ def test_a_reply_without_reqid_that_fits_nothing_is_counted() -> None:
     assert p.stats.unmatched_replies == 4 and not req.done
 
 
+def test_pings_without_reqid_take_the_pongs_without_one_in_order() -> None:
+    p = KrakenProtocol()
+    first, second = p.ping(send_reqid=False), p.ping(send_reqid=False)
+    numbered = p.ping(7)
+    assert [sent(p, r) for r in (first, second)] == [{"event": "ping"}] * 2
+    sent(p, numbered)
+    pong = json.dumps({"event": "pong"})
+    # A pong with a reqid is never taken for a ping sent without one.
+    assert p.receive_frames([json.dumps({"event": "pong", "reqid": 7})]).settled == [numbered]
+    assert p.receive_frames([pong]).settled == [first]
+    assert p.receive_frames([pong]).settled == [second]
+    assert p.receive_frames([pong]).settled == []  # no ping left to answer
+    assert p.stats.unmatched_replies == 1
+    with pytest.raises(ValueError, match="send_reqid=False"):
+        p.ping(3, send_reqid=False)
+
+
 def test_reqid_and_send_reqid_false_together_are_refused() -> None:
     p = KrakenProtocol()
     with pytest.raises(ValueError, match="send_reqid=False"):

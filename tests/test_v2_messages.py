@@ -133,16 +133,19 @@ def test_status_heartbeat_and_big_connection_id() -> None:
     assert isinstance(beat, HeartbeatMessage) and beat.channel == "heartbeat"
 
 
-def test_private_channels_are_routed_loosely_with_exact_numbers() -> None:
+def test_private_channels_are_typed_with_exact_numbers() -> None:
+    # More in test_v2_private.py.
     ex = decode(
         '{"channel":"executions","type":"snapshot","sequence":1,"data":[{"exec_type":"new",'
         '"order_id":"O1","limit_price":30000.50,"order_qty":1e-05,"order_userref":0}]}'
     )
     assert isinstance(ex, ExecutionsMessage) and ex.sequence == 1
-    assert ex.data[0]["limit_price"] == Decimal("30000.50")
-    assert str(ex.data[0]["limit_price"]) == "30000.50"
-    assert ex.data[0]["order_userref"] == 0
-    bal = decode('{"channel":"balances","type":"update","sequence":4,"data":[{"asset":"BTC"}]}')
+    assert ex.data[0].limit_price == Decimal("30000.50")
+    assert str(ex.data[0].limit_price) == "30000.50"
+    assert ex.data[0].order_userref == 0
+    bal = decode(
+        '{"channel":"balances","type":"update","sequence":4,"data":[{"asset":"BTC","balance":1.0}]}'
+    )
     assert isinstance(bal, BalancesMessage) and bal.sequence == 4
 
 

@@ -244,6 +244,18 @@ def parser() -> Parser:
     serve.add_argument("--replay", metavar="FILE", help="serve this recording, not the market")
     serve.add_argument("--speed", type=replay_speed, default=1.0, help="replay pace: 1, 10, max")
     serve.add_argument("--loop", action="store_true", help="replay again from the start at its end")
+    serve.add_argument(
+        "--trading",
+        action="store_true",
+        help="open v1 and v2 trading: one test token (--token), Kraken's rate counter (--tier)",
+    )
+    serve.add_argument("--token", default="kraky-test-token", help="the test token (--trading)")
+    serve.add_argument(
+        "--tier",
+        choices=("starter", "intermediate", "pro"),
+        default="starter",
+        help="the rate counter's tier (--trading; default: starter)",
+    )
     return root
 
 

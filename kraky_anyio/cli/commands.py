@@ -235,10 +235,13 @@ async def serve(args: argparse.Namespace) -> None:
 
     sim = MarketSimulator(dict.fromkeys(args.pairs), seed=args.seed)
     # Orders fill at the simulated market's opening best ask (a fixed price).
-    engine = FakeMatchingEngine(
-        seed=args.seed,
-        reference_prices={p: sim.snapshot("book-10", p)[0]["as"][0][0] for p in sim.pairs},
-    )
+    reference = {p: sim.snapshot("book-10", p)[0]["as"][0][0] for p in sim.pairs}
+    engine = FakeMatchingEngine(seed=args.seed, reference_prices=reference)
+    extra: dict[str, Any] = {}
+    if args.trading:
+        from .serve_trading import instructions, trading_setup
+
+        engine, extra = trading_setup(args, sim, reference)
     async with (
         open_fake_kraken(
             args.host,
@@ -247,6 +250,7 @@ async def serve(args: argparse.Namespace) -> None:
             snapshot_provider=sim.snapshot,
             v2_snapshot_provider=sim.v2_snapshot,
             order_handler=engine,
+            **extra,
         ) as server,
         task_group() as tg,
     ):
@@ -261,11 +265,14 @@ async def serve(args: argparse.Namespace) -> None:
         print(
             f"{PROG}: simulated exchange with {', '.join(sim.pairs)} "
             f"(v2: {', '.join(sim.symbols)}; seed {args.seed}): {order[0]} on "
-            f"{urls[order[0]]}, {order[1]} on {urls[order[1]]}; orders (v1) accepted "
-            "with any token; Ctrl-C to stop",
+            f"{urls[order[0]]}, {order[1]} on {urls[order[1]]}; orders (v1 and v2) "
+            f"accepted with {'the test token' if args.trading else 'any token'}; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
+        if args.trading:
+            print(args.token, flush=True)  # the third stdout line
+            print(f"{PROG}: {instructions(args, server.v2_url)}", file=sys.stderr, flush=True)
         await anyio.sleep_forever()
 
 

@@ -25,6 +25,8 @@ async def serve_replay(args: argparse.Namespace) -> None:
     from ..testing.replay_formats import RecordingFormatError, read_recording
     from ..testing.server import open_fake_kraken
 
+    if getattr(args, "trading", False):
+        raise UsageError("--replay serves a recording: it does not take --trading")
     try:
         recording = read_recording(args.replay)
     except (RecordingFormatError, FileNotFoundError, IsADirectoryError) as exc:

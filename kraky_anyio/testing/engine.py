@@ -52,28 +52,13 @@ The model, kept small on purpose:
 * **Ids.** Order txids (``OXXXXX-XXXXX-XXXXXX``) and trade ids
   (``TXXXXX-XXXXX-XXXXXX``) come from ``random.Random(seed)``: the same seed
   and the same requests give the same ids.
+* **v2.** v2 connections (``/v2``) trade on the same ledger through
+  :attr:`FakeMatchingEngine.v2` (:mod:`~kraky_anyio.testing.v2_engine`): more
+  order types, ``executions``/``balances``, Kraken's rate counter. What this
+  docstring says of orders and validation is the v1 side.
 
-Validation, in this order, with the reply's ``errorMessage``:
-
-1. :meth:`FakeMatchingEngine.rate_limit_orders` in effect:
-   ``"EOrder:Rate limit exceeded"``.
-2. The token: missing or empty ``"EGeneral:Invalid arguments:token"``; not
-   among the server's ``valid_tokens``, revoked, or expired with
-   :meth:`FakeMatchingEngine.expire_token`: ``"ESession:Invalid session"``.
-3. The system status: ``maintenance`` refuses everything
-   (``"EService:Unavailable"``); ``cancel_only`` refuses ``addOrder`` and
-   ``editOrder``; ``post_only`` and ``limit_only`` refuse market orders.
-4. The fields (see :mod:`~kraky_anyio.testing.order_desk`): a bad one
-   ``"EGeneral:Invalid arguments:<field>"``, an unknown pair, a volume under
-   the minimum, an order not open in the account.
-
-``validate: "true"`` (or ``true``) answers ``ok`` with ``descr`` but no
-``txid``, and changes nothing. ``cancelOrder`` gets one ``cancelOrderStatus``
-per txid, in request order, each ``ok`` or ``"EOrder:Unknown order"``; an
-error about the whole request (rate limit, token, status) is also repeated
-once per txid, so a client waiting for one reply per txid is answered
-(Kraken's own behaviour there is unconfirmed). Replies carry the request's
-``reqid`` only when it had one; their keys are sorted, like Kraken's.
+Validation (v1), in order, and the replies' shapes: see
+:mod:`~kraky_anyio.testing.order_checks`.
 """
 
 from __future__ import annotations
@@ -105,7 +90,10 @@ from .order_desk import OrderDesk, WallClock
 from .private_delivery import deliver_private
 from .server import FakeKrakenServer
 from .session import FakeKrakenSession, OutgoingMessage
+from .session_base import FakeSessionBase
 from .v1_messages import ERR_INVALID_SESSION
+from .v2_engine import V2Trading
+from .v2_private import V2Event
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -148,6 +136,11 @@ class FakeMatchingEngine:
     fee as a fraction of the cost. ``start_time`` is the wall-clock time
     (``currentTime``, ``opentm``, trade times) of the first moment the engine
     sees; the wall clock then follows ``anyio.current_time()``.
+
+    v2 (:attr:`v2`, :mod:`~kraky_anyio.testing.v2_engine`): ``tier`` is the
+    rate counter's tier (``"starter"``, ``"intermediate"``, ``"pro"``; None:
+    no counter), enforced on v2 requests; ``balances`` the assets every
+    account starts with (None: funds not checked, balances from zero).
     """
 
     def __init__(
@@ -160,6 +153,8 @@ class FakeMatchingEngine:
         accounts: Mapping[str, str] | None = None,
         fee_rate: Decimal | str = "0.0026",
         start_time: datetime = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        tier: str | None = "starter",
+        balances: Mapping[str, Decimal | str | int] | None = None,
     ) -> None:
         self._clock = WallClock(start_time)
         self._ledger = Ledger(seed, Decimal(fee_rate))
@@ -184,6 +179,20 @@ class FakeMatchingEngine:
         self._wake: anyio.Event | None = None
         #: How many order events of each kind were handled (rate-limited ones included).
         self.requests: dict[str, int] = {}
+        #: The v2 side: the hook v2 sessions call (see :mod:`~kraky_anyio.testing.v2_engine`).
+        self.v2 = V2Trading(
+            ledger=self._ledger,
+            desk=self._desk,
+            tier=tier,
+            balances=None if balances is None else {a: Decimal(v) for a, v in balances.items()},
+            seed=seed,
+            minimums=minimums,
+            default_minimum=default_minimum,
+            account_of=self.account_of,
+            check_token=self._check_token,
+            deliver=self._deliver,
+            rearm=self._rearm,
+        )
 
     def __repr__(self) -> str:
         open_count = sum(order.is_open for order in self._ledger.orders.values())
@@ -209,8 +218,8 @@ class FakeMatchingEngine:
             self._server.revoke_token(token)
 
     def rate_limit_orders(self, n: int) -> None:
-        """Answer the next ``n`` order requests ``"EOrder:Rate limit exceeded"``
-        (``0`` cancels what is left)."""
+        """Answer the next ``n`` v1 order events ``"EOrder:Rate limit exceeded"``
+        (``0`` cancels what is left; v2 has Kraken's real counter, ``tier``)."""
         if n < 0:
             raise ValueError("n must be >= 0")
         self._rate_limited = n
@@ -230,6 +239,7 @@ class FakeMatchingEngine:
             if order.status == "open" and order.pair == pair and order.crosses(ref):
                 assert order.price is not None
                 self._ledger.fill(order, order.price, self.wall_time(now), updates)
+        self.v2.book.on_reference(pair, now, updates)  # other spellings, triggers
         self._deliver(updates, now, None)
 
     # -- inspection ----------------------------------------------------------
@@ -262,6 +272,14 @@ class FakeMatchingEngine:
         """When ``account``'s ``cancelAllOrdersAfter`` fires
         (``anyio.current_time()`` clock), or None when it is off."""
         return self._desk.timers.get(account)
+
+    def rate_count(
+        self, symbol: str, account: str = DEFAULT_ACCOUNT, *, now: float | None = None
+    ) -> float:
+        """``account``'s order rate counter on ``symbol`` at ``now`` (default:
+        ``anyio.current_time()``); v2 requests count, either spelling."""
+        at = anyio.current_time() if now is None else now
+        return self.v2.rate_count(symbol, account, at)
 
     def wall_time(self, now: float) -> float:
         """The engine's Unix time at ``now`` (``anyio.current_time()`` clock)."""
@@ -297,7 +315,8 @@ class FakeMatchingEngine:
         try:
             while True:
                 self._wake = anyio.Event()
-                due = min(self._desk.timers.values(), default=None)
+                dues = [*self._desk.timers.values(), self.v2.next_due()]
+                due = min((d for d in dues if d is not None), default=None)
                 if due is None:
                     await self._wake.wait()
                     continue
@@ -308,7 +327,7 @@ class FakeMatchingEngine:
                     # A quantised virtual clock (looptime) may stop a float
                     # rounding short of `due`: fire anyway, or we would spin.
                     now = max(now, due)
-                self._deliver(self._desk.fire_due(now), now, None)
+                self._deliver([*self._desk.fire_due(now), *self.v2.book.fire_due(now)], now, None)
         finally:
             self._server = None
             self._wake = None
@@ -325,7 +344,7 @@ class FakeMatchingEngine:
         self.requests[event] = self.requests.get(event, 0) + 1
         self._last_now = now
         self.wall_time(now)
-        updates = self._desk.fire_due(now)
+        updates = [*self._desk.fire_due(now), *self.v2.book.fire_due(now)]
         replies = self._handle(session, event, request, now, updates)
         return [*replies, *self._deliver(updates, now, session)]
 
@@ -353,27 +372,18 @@ class FakeMatchingEngine:
             assert isinstance(token, str)
             account = self.account_of(token)
             checks.check_status(session.status, event)
-            if event == "addOrder":
-                return [self._desk.add_order(session, request, account, now, updates)]
-            if event == "editOrder":
-                return [self._desk.edit_order(session, request, account, now, updates)]
-            if event == "cancelOrder":
-                return self._desk.cancel_order(request, account, now, updates)
-            if event == "cancelAll":
-                count = self._ledger.cancel_all(
-                    account, "User requested", self.wall_time(now), updates
-                )
-                return [checks.reply(request, status_event, count=count, status="ok")]
+            replies = self._desk.handle(session, event, request, account, now, updates)
             if event == "cancelAllOrdersAfter":
-                reply = self._desk.cancel_after(request, account, now)
-                if self._wake is not None:
-                    self._wake.set()  # the switch's due time changed
-                return [reply]
-            raise RequestError("EGeneral:Unknown method")
+                self._rearm()  # the switch's due time changed
+            return replies
         except RequestError as exc:
             return [checks.error_reply(request, status_event, str(exc)) for _ in range(copies)]
 
-    def _check_token(self, session: FakeKrakenSession, token: object) -> None:
+    def _rearm(self) -> None:
+        if self._wake is not None:
+            self._wake.set()  # a due time may have changed
+
+    def _check_token(self, session: FakeSessionBase, token: object) -> None:
         error = session.token_error(token)
         if error is None and token in self._expired:
             error = ERR_INVALID_SESSION
@@ -389,7 +399,13 @@ class FakeMatchingEngine:
         return self._ledger.private_snapshot(account, channel_name, subscription)
 
     def _deliver(
-        self, updates: list[Update], now: float, caller: FakeKrakenSession | None
+        self,
+        updates: list[Update],
+        now: float,
+        caller: FakeSessionBase | None,
+        events: list[V2Event] | None = None,
     ) -> list[OutgoingMessage]:
         connections = None if self._server is None else self._server.sessions
-        return deliver_private(updates, now, caller, connections, self.account_of)
+        v1_caller = caller if isinstance(caller, FakeKrakenSession) else None
+        out = deliver_private(updates, now, v1_caller, connections, self.account_of)
+        return [*out, *self.v2.route(updates, events or [], now, caller, connections)]

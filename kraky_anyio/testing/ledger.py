@@ -41,8 +41,9 @@ class FakeOrder:
     """One order of the engine (read it, do not change it).
 
     ``status`` is ``"pending"`` only while being placed, then ``"open"``,
-    ``"closed"`` (filled) or ``"canceled"``. Times are Unix seconds on the
-    engine's wall clock (see :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`).
+    ``"closed"`` (filled), ``"canceled"`` or ``"expired"`` (a v2
+    ``expire_time``). Times are Unix seconds on the engine's wall clock
+    (see :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`).
     """
 
     txid: str
@@ -63,6 +64,9 @@ class FakeOrder:
     fee: Decimal = Decimal(0)
     closetm: float | None = None
     cancel_reason: str | None = None
+    #: Kept out of the book (an untriggered stop, a v2 order before its
+    #: ``effective_time``): it never fills while held.
+    held: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -74,7 +78,10 @@ class FakeOrder:
         return self.cost / self.vol_exec if self.vol_exec else Decimal(0)
 
     def crosses(self, reference: Decimal) -> bool:
-        """Whether the order fills at ``reference`` (a market order always does)."""
+        """Whether the order fills at ``reference`` (a market order always
+        does, a held one never)."""
+        if self.held:
+            return False
         if self.price is None:
             return True
         return self.price >= reference if self.type == "buy" else self.price <= reference
@@ -179,9 +186,17 @@ class Ledger:
         updates.append(Update(order.account, "ownTrades", [{trade.txid: trade_fields(trade)}]))
         updates.append(_order_update(order, _close_fields(order)))
 
-    def cancel(self, order: FakeOrder, reason: str, wall: float, updates: list[Update]) -> None:
-        """Cancel ``order`` with ``cancel_reason`` ``reason``."""
-        order.status, order.closetm, order.cancel_reason = "canceled", wall, reason
+    def cancel(
+        self,
+        order: FakeOrder,
+        reason: str,
+        wall: float,
+        updates: list[Update],
+        status: str = "canceled",
+    ) -> None:
+        """Cancel ``order`` with ``cancel_reason`` ``reason`` (``status``
+        ``"expired"`` for an order whose time ran out)."""
+        order.status, order.closetm, order.cancel_reason = status, wall, reason
         fields = _close_fields(order)
         fields["cancel_reason"] = reason
         updates.append(_order_update(order, fields))

@@ -4,6 +4,32 @@ The checks raise :class:`RequestError` carrying Kraken's ``errorMessage``;
 the engine turns it into an ``<event>Status`` error reply. The error texts
 are the constants below (Kraken's own, except :data:`ERR_NO_REFERENCE_PRICE`).
 Pure functions, no I/O.
+
+The engine (:class:`~kraky_anyio.testing.engine.FakeMatchingEngine`) applies
+them to a v1 request as follows.
+
+Validation, in this order, with the reply's ``errorMessage``:
+
+1. :meth:`~kraky_anyio.testing.engine.FakeMatchingEngine.rate_limit_orders`
+   in effect: ``"EOrder:Rate limit exceeded"``.
+2. The token: missing or empty ``"EGeneral:Invalid arguments:token"``; not
+   among the server's ``valid_tokens``, revoked, or expired with
+   :meth:`~kraky_anyio.testing.engine.FakeMatchingEngine.expire_token`:
+   ``"ESession:Invalid session"``.
+3. The system status: ``maintenance`` refuses everything
+   (``"EService:Unavailable"``); ``cancel_only`` refuses ``addOrder`` and
+   ``editOrder``; ``post_only`` and ``limit_only`` refuse market orders.
+4. The fields (see :mod:`~kraky_anyio.testing.order_desk`): a bad one
+   ``"EGeneral:Invalid arguments:<field>"``, an unknown pair, a volume under
+   the minimum, an order not open in the account.
+
+``validate: "true"`` (or ``true``) answers ``ok`` with ``descr`` but no
+``txid``, and changes nothing. ``cancelOrder`` gets one ``cancelOrderStatus``
+per txid, in request order, each ``ok`` or ``"EOrder:Unknown order"``; an
+error about the whole request (rate limit, token, status) is also repeated
+once per txid, so a client waiting for one reply per txid is answered
+(Kraken's own behaviour there is unconfirmed). Replies carry the request's
+``reqid`` only when it had one; their keys are sorted, like Kraken's.
 """
 
 from __future__ import annotations

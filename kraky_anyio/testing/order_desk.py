@@ -235,6 +235,33 @@ class OrderDesk:
             txid=order.txid,
         )
 
+    def handle(
+        self,
+        session: FakeKrakenSession,
+        event: str,
+        request: dict[str, Any],
+        account: str,
+        now: float,
+        updates: list[Update],
+    ) -> list[OutgoingMessage]:
+        """Apply an authenticated v1 order ``event`` of ``account``: its
+        replies (``updates`` collects the private data). Raises
+        :class:`~kraky_anyio.testing.order_checks.RequestError`."""
+        if event == "addOrder":
+            return [self.add_order(session, request, account, now, updates)]
+        if event == "editOrder":
+            return [self.edit_order(session, request, account, now, updates)]
+        if event == "cancelOrder":
+            return self.cancel_order(request, account, now, updates)
+        if event == "cancelAll":
+            count = self.ledger.cancel_all(
+                account, "User requested", self.clock.wall_time(now), updates
+            )
+            return [checks.reply(request, "cancelAllStatus", count=count, status="ok")]
+        if event == "cancelAllOrdersAfter":
+            return [self.cancel_after(request, account, now)]
+        raise RequestError("EGeneral:Unknown method")
+
     def cancel_order(
         self, request: dict[str, Any], account: str, now: float, updates: list[Update]
     ) -> list[OutgoingMessage]:

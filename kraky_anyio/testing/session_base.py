@@ -40,6 +40,8 @@ class FakeSessionBase:
     api: ClassVar[str]
     #: The request field that names its kind (``event`` in v1, ``method`` in v2).
     request_key: ClassVar[str]
+    #: How JSON numbers with a fraction are decoded (v2: ``Decimal``, keeping their digits).
+    float_type: ClassVar[type[Any]] = float
 
     def __init__(
         self,
@@ -142,7 +144,7 @@ class FakeSessionBase:
         """Decode and answer one client frame (a binary frame is decoded the
         same way, as UTF-8 JSON)."""
         try:
-            request = json.loads(text)
+            request = json.loads(text, parse_float=self.float_type)
         except (ValueError, RecursionError):
             request = UNDECODABLE
         else:

@@ -24,8 +24,12 @@ What it answers:
   request (unknown channel, bad ``depth``/``interval``/``event_trigger``/
   ``snapshot``, missing or malformed ``symbol``, bad token) is one response
   without ``symbol``: match it by ``req_id``.
+* Trading methods (:data:`TRADING_METHODS`) and the ``executions`` /
+  ``balances`` extras (ack fields, snapshot) go to the ``order_handler``'s
+  ``v2`` attribute when it is a :class:`V2OrderHandler` (as
+  :class:`~kraky_anyio.testing.engine.FakeMatchingEngine`'s is).
 * Anything else: ``"EGeneral:Unknown method"``; not JSON, or not an object:
-  ``"Malformed request"``.
+  ``"Malformed request"``. Numbers with a fraction decode as ``Decimal``.
 
 Symbols are v2-spelled (``BTC/USD``); the accepted ones are the options'
 ``pairs`` in that spelling (:func:`~kraky_anyio.testing.v2_messages.v2_symbol`),
@@ -39,13 +43,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from decimal import Decimal
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from . import v2_messages as v2
 from .options import FakeKrakenOptions
 from .session_base import FakeSessionBase
 
-__all__ = ["FIRST_V2_CONNECTION_ID", "V2_PATH", "FakeKrakenV2Session"]
+__all__ = [
+    "FIRST_V2_CONNECTION_ID",
+    "TRADING_METHODS",
+    "V2_PATH",
+    "FakeKrakenV2Session",
+    "V2OrderHandler",
+]
 
 FIRST_V2_CONNECTION_ID = v2.FIRST_V2_CONNECTION_ID
 V2_PATH = v2.V2_PATH
@@ -64,6 +75,40 @@ class _Rejected(Exception):
     """An error about the whole request: one response, no symbol."""
 
 
+#: The v2 methods a :class:`V2OrderHandler` answers.
+TRADING_METHODS = frozenset(
+    {
+        "add_order",
+        "amend_order",
+        "edit_order",
+        "cancel_order",
+        "cancel_all",
+        "cancel_all_orders_after",
+        "batch_add",
+        "batch_cancel",
+    }
+)
+
+
+@runtime_checkable
+class V2OrderHandler(Protocol):
+    """A trading engine's v2 side, found as ``options.order_handler.v2``."""
+
+    def on_request(
+        self, session: FakeKrakenV2Session, request: dict[str, Any], now: float
+    ) -> list[Any]:
+        """The responses (then private data) for one :data:`TRADING_METHODS` request."""
+        ...
+
+    def on_private_subscribe(
+        self, session: FakeKrakenV2Session, channel: str, params: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """For a new ``executions``/``balances`` subscription: the fields
+        added to the ack's ``result`` and the ``data`` of the snapshot
+        messages to send after it; ``ValueError(error text)`` refuses it."""
+        ...
+
+
 class FakeKrakenV2Session(FakeSessionBase):
     """The server side of one Kraken v2 connection, without I/O.
 
@@ -78,6 +123,7 @@ class FakeKrakenV2Session(FakeSessionBase):
 
     api = "v2"
     request_key = "method"
+    float_type = Decimal
 
     def __init__(
         self,
@@ -98,6 +144,15 @@ class FakeKrakenV2Session(FakeSessionBase):
         self.symbols = None if pairs is None else frozenset(v2.v2_symbol(p) for p in pairs)
         self._subscriptions: dict[_Key, dict[str, Any]] = {}
         self._sequences: Counter[str] = Counter()
+        #: The params (token included) of the live ``executions``/``balances``
+        #: subscriptions, by channel: where private data are routed by account.
+        self.private_params: dict[str, dict[str, Any]] = {}
+
+    @property
+    def trading(self) -> V2OrderHandler | None:
+        """The ``order_handler``'s v2 side, if it has one."""
+        handler = getattr(self.options.order_handler, "v2", None)
+        return handler if isinstance(handler, V2OrderHandler) else None
 
     # -- state ---------------------------------------------------------------
 
@@ -199,6 +254,9 @@ class FakeKrakenV2Session(FakeSessionBase):
                 return self._on_subscription(method, request, now)
             except _Rejected as exc:
                 return [v2.response(method, request, now, error=str(exc))]
+        trading = self.trading
+        if method in TRADING_METHODS and trading is not None:
+            return trading.on_request(self, request, now)
         return [v2.response(method, request, now, error=v2.ERR_UNKNOWN_METHOD)]
 
     # -- subscribe / unsubscribe ---------------------------------------------
@@ -255,9 +313,23 @@ class FakeKrakenV2Session(FakeSessionBase):
             result["symbol"] = symbol
         if method == "unsubscribe":
             del self._subscriptions[key]
+            self.private_params.pop(channel, None)
+            self._sequences.pop(channel, None)  # a new subscription's snapshot is 1 again
             # The real unsubscribe ack has no snapshot key (the docs show one).
             result.pop("snapshot", None)
             return [v2.response(method, request, now, result=result)]
+        trading = self.trading
+        if trading is not None and channel in v2.SEQUENCED_CHANNELS:
+            params = dict(request["params"])
+            try:
+                extras, snapshots = trading.on_private_subscribe(self, channel, params, now)
+            except ValueError as exc:
+                return error(str(exc))
+            self._subscriptions[key] = dict(echo)
+            self.private_params[channel] = params
+            ack = v2.response(method, request, now, result={**result, **extras})
+            sent = [self.publish(channel, None, data, type="snapshot") for data in snapshots]
+            return [ack, *(m for messages in sent for m in messages)]
         self._subscriptions[key] = dict(echo)
         return [v2.response(method, request, now, result=result), *self._snapshot(key, echo)]
 

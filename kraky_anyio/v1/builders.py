@@ -99,8 +99,11 @@ def token_slot_of(message: dict[str, Any]) -> dict[str, Any] | None:
     return holder if holder.get("token") == DEFERRED_TOKEN else None
 
 
-def ping_request(reqid: int, *, internal: bool = False) -> Request:
-    return Request(reqid, "ping", "pong", {"event": "ping", "reqid": reqid}, 1, internal=internal)
+def ping_request(reqid: int, *, internal: bool = False, numbered: bool = True) -> Request:
+    """A ``ping``; not ``numbered``: the frame carries no ``reqid`` (``reqid``
+    is only its key) and the first pong without one answers it."""
+    msg: dict[str, Any] = {"event": "ping", "reqid": reqid} if numbered else {"event": "ping"}
+    return Request(reqid, "ping", "pong", msg, 1, internal=internal, numbered=numbered)
 
 
 def subscription_request(

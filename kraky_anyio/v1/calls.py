@@ -46,8 +46,10 @@ class RequestBuilding:
             raise ValueError(f"reqid={reqid!r} with send_reqid=False: pass one or the other")
         return self.requests.reqid(None, internal=True)
 
-    def ping(self, reqid: int | None = None) -> Request:
-        return self.requests.add(builders.ping_request(self._reqid(reqid)))
+    def ping(self, reqid: int | None = None, *, send_reqid: bool = True) -> Request:
+        """A user's ping; not ``send_reqid``: without a reqid (``reqid`` must be None)."""
+        rid = self._key(reqid, send_reqid)
+        return self.requests.add(builders.ping_request(rid, numbered=send_reqid))
 
     def liveness_ping(self) -> Request:
         rid = self.requests.reqid(None, internal=True)

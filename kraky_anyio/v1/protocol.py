@@ -261,7 +261,7 @@ class KrakenProtocol(RequestBuilding):
                 self.system_status = status
             return
         reqid = msg.get("reqid")
-        if reqid is None and event == "subscriptionStatus":
+        if reqid is None and (event == "subscriptionStatus" or event == "pong"):
             req = self._unnumbered.match(msg)
         else:
             req = self.requests.get(reqid)

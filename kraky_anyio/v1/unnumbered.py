@@ -1,9 +1,11 @@
 """Matching Kraken v1 replies sent without a ``reqid`` to their requests.
 
 A subscribe or unsubscribe written without a ``reqid`` gets a
-``subscriptionStatus`` without one; Kraken answers such requests in the order
-they were written. :class:`UnnumberedRequests` remembers them in that order and
-finds the request a reply answers by its status, channel and pair. Pure
+``subscriptionStatus`` without one, a ping a ``pong`` without one; Kraken
+answers such requests in the order they were written.
+:class:`UnnumberedRequests` remembers them in that order and finds the request
+a reply answers: a pong, the first ping; a status, by its status, channel and
+pair. Pure
 bookkeeping for :class:`~kraky_anyio.v1.protocol.KrakenProtocol`: nothing here
 blocks, sends or raises.
 """
@@ -58,10 +60,13 @@ class UnnumberedRequests:
         return list(self._requests.values())
 
     def match(self, msg: dict[str, Any]) -> Request | None:
-        """The request a ``subscriptionStatus`` without reqid answers: the
-        first one written without a reqid, on the reply's channel, with the
+        """The request a reply without reqid answers. A ``pong``: the first
+        ping written without a reqid. A ``subscriptionStatus``: the first
+        request written without a reqid, on the reply's channel, with the
         reply's pair still open, whose event fits the status (``subscribed``:
         a subscribe; ``unsubscribed``: an unsubscribe; ``error``: either)."""
+        if msg.get("event") == "pong":
+            return next((r for r in self.in_flight() if r.event == "ping"), None)
         status = msg.get("status")
         events = _STATUS_EVENTS.get(status) if isinstance(status, str) else None
         channel = _reply_channel(msg)

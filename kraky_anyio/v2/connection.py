@@ -25,6 +25,7 @@ from ..options import ConnectionOptions, resolve_url
 from .live_books import BookLink, L2BookEngine, L3BookEngine
 from .messages import Pair, Response
 from .protocol import KrakenV2Protocol
+from .trading import OrderMethods
 
 log = logging.getLogger("kraky_anyio")
 
@@ -72,7 +73,7 @@ def _responses(replies: list[Any]) -> list[Response]:
     return [r for r in replies if isinstance(r, Response)]
 
 
-class KrakenV2Connection(ConnectionBase[KrakenV2Protocol]):
+class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
     """One logical connection to Kraken's v2 API, kept alive across sockets.
 
     Create it with :func:`open_kraken`. Its methods may be called from any

@@ -11,18 +11,20 @@ from the number's text, so ``0.50000000`` stays ``Decimal("0.50000000")`` and
 ``str(d)``; see :func:`kraky_anyio.book.checksums.number_text`). Never float.
 msgspec also accepts a decimal *string* for a ``Decimal`` field (Kraken sends
 numbers); counts, ids, precisions and checksums are ``int``. Loosely typed
-parts (``executions``/``balances`` data, unknown channels, ``Response.result``)
-hold plain JSON values with every non-integer number as ``Decimal``.
+parts (unknown channels, ``Response.result``) hold plain JSON values with
+every non-integer number as ``Decimal``.
 
 What :func:`decode` returns:
 
 * a channel message: :class:`TickerMessage`, :class:`BookMessage`,
   :class:`Level3Message`, :class:`TradeMessage`, :class:`OHLCMessage`,
   :class:`InstrumentMessage`, :class:`StatusMessage`,
-  :class:`HeartbeatMessage`, :class:`ExecutionsMessage`,
-  :class:`BalancesMessage`; a channel this module does not know arrives as a
-  :class:`ChannelMessage` with the raw ``data``, so a new channel never breaks
-  a user. Unknown fields are ignored everywhere.
+  :class:`HeartbeatMessage`, and the private
+  :class:`~.private_messages.ExecutionsMessage` and
+  :class:`~.private_messages.BalancesMessage` (:mod:`.private_messages`); a
+  channel this module does not know arrives as a :class:`ChannelMessage` with
+  the raw ``data``, so a new channel never breaks a user. Unknown fields are
+  ignored everywhere.
 * a :class:`Response` for every frame with a ``method`` (acks, errors, pong,
   trading replies): typed, so that ``resp.success``/``resp.error`` read the
   same for every method; ``result`` is left loose (its shape is per method).
@@ -40,6 +42,7 @@ from typing import Any, ClassVar, Generic, TypeVar, Union, get_args
 import msgspec
 
 from ..errors import KrakyError
+from .private_messages import BalancesMessage, ExecutionsMessage
 
 __all__ = [
     "Asset",
@@ -270,20 +273,6 @@ class HeartbeatMessage(_Channel, tag="heartbeat"):
     channel: ClassVar[str] = "heartbeat"
 
 
-class ExecutionsMessage(_Typed[list[dict[str, Any]]], tag="executions"):
-    """Private; typed loosely until trading lands: ``data`` entries are dicts."""
-
-    channel: ClassVar[str] = "executions"
-    sequence: int | None = None
-
-
-class BalancesMessage(_Typed[list[dict[str, Any]]], tag="balances"):
-    """Private; typed loosely until trading lands: ``data`` entries are dicts."""
-
-    channel: ClassVar[str] = "balances"
-    sequence: int | None = None
-
-
 class ChannelMessage(msgspec.Struct, kw_only=True):
     """A message of a channel this version does not know: ``data`` as decoded JSON."""
 
@@ -299,7 +288,9 @@ class Response(msgspec.Struct, kw_only=True):
     method's result as plain JSON (a dict, or a list for ``batch_add``);
     ``error`` is Kraken's error text when ``success`` is False; ``symbol``
     names the symbol an error is about (Kraken puts it at the top level; an
-    ack carries it in ``result``).
+    ack carries it in ``result``). ``order_id``/``cl_ord_id``/``order_userref``
+    name the order a ``cancel_order`` error is about; ``orders_cancelled`` is
+    ``batch_cancel``'s count (top level in real frames).
     """
 
     method: str
@@ -308,6 +299,10 @@ class Response(msgspec.Struct, kw_only=True):
     result: Any = None
     error: str | None = None
     symbol: str | None = None
+    order_id: str | None = None
+    cl_ord_id: str | None = None
+    order_userref: int | None = None
+    orders_cancelled: int | None = None
     warnings: list[str] | None = None
     time_in: str | None = None
     time_out: str | None = None

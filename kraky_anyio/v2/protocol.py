@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ..errors import KrakenError
+from ..errors import KrakenError, ReplyLostError
 from ..lifecycle import RequestLifecycle
 from ..notices import SubscriptionLost
 from ..redaction import shorten
@@ -33,8 +33,12 @@ from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
 from ..seam import ReplayPlan, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
+from . import order_requests
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
 from .params import encode_request, subscription_params
+from .private_feeds import PrivateFeeds
+from .private_messages import BalancesMessage, ExecutionsMessage
+from .request_frames import checked_params, envelope, subscription_request
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
 
 __all__ = [
@@ -88,6 +92,11 @@ class KrakenV2Protocol(RequestLifecycle):
         # Tokens given in a subscribe's params: used for its replay when the
         # connection has no token of its own. Never logged.
         self._sub_tokens: dict[SubKey, str] = {}
+        #: Sequence checks of ``executions``/``balances`` (resubscribe on a gap).
+        self.private_feeds = PrivateFeeds(
+            self._stats, self.requests, self.subscriptions, self._sub_tokens, subscription_request
+        )
+        self._orders = order_requests.OrderMatcher(self._stats)
 
     @property
     def stats(self) -> Stats:
@@ -103,11 +112,11 @@ class KrakenV2Protocol(RequestLifecycle):
     def ping(self, req_id: int | None = None) -> Request:
         """A ``ping``; settled by its ``pong``."""
         rid = self._reqid(req_id)
-        return self.requests.add(Request(rid, "ping", "pong", _frame("ping", None, rid), 1))
+        return self.requests.add(Request(rid, "ping", "pong", envelope("ping", None, rid), 1))
 
     def liveness_ping(self) -> Request:
         rid = self.requests.reqid(None, internal=True)
-        msg = _frame("ping", None, rid)
+        msg = envelope("ping", None, rid)
         return self.requests.add(Request(rid, "ping", "pong", msg, 1, internal=True))
 
     def subscribe(
@@ -127,9 +136,9 @@ class KrakenV2Protocol(RequestLifecycle):
         ``ValueError``/``TypeError`` for bad arguments, before anything is
         registered."""
         given = dict(params or {})
-        wire = _checked(channel, symbols, given, default_token)
+        wire = checked_params(channel, symbols, given, default_token)
         rid = self._reqid(req_id)
-        req = _subscription_request("subscribe", wire, rid)
+        req = subscription_request("subscribe", wire, rid)
         key = str(req.key)
         if isinstance(given.get("token"), str):
             self._sub_tokens[key] = given["token"]
@@ -157,14 +166,14 @@ class KrakenV2Protocol(RequestLifecycle):
         given = dict(params or {})
         if not connected and needs_token(channel) and "token" not in given and not default_token:
             default_token = DEFERRED_TOKEN  # never sent unless it goes out below
-        wire = _checked(channel, symbols, given, default_token)
+        wire = checked_params(channel, symbols, given, default_token)
         key = subscription_key(wire)
         targets: list[str | None] = list(wire.get("symbol") or [None])
         local = not connected and not any(
             (e := self.subscriptions.entry(key, s)) is not None and e.in_flight > 0 for s in targets
         )
         rid = self._reqid(req_id)
-        req = _subscription_request("unsubscribe", wire, rid)
+        req = subscription_request("unsubscribe", wire, rid)
         req.bound_generation = bound_generation
         self.subscriptions.unsubscribe(key, targets)
         self._sub_tokens.pop(key, None)
@@ -186,12 +195,24 @@ class KrakenV2Protocol(RequestLifecycle):
         encode_request(method, params)  # floats, non-finite numbers: refused now
         reply = "pong" if method == "ping" else method
         rid = self._reqid(req_id)
-        msg = _frame(method, None if params is None else dict(params), rid)
+        msg = envelope(method, None if params is None else dict(params), rid)
         slot = msg.get("params")
         token_slot = (
             slot if isinstance(slot, dict) and slot.get("token") == DEFERRED_TOKEN else None
         )
         return self.requests.add(Request(rid, method, reply, msg, 1, token_slot=token_slot))
+
+    def order(
+        self,
+        method: str,
+        params: dict[str, Any],
+        expect: order_requests.OrderExpect,
+        req_id: int | None = None,
+    ) -> Request:
+        """An order request (:mod:`.order_requests`): checked ``params``
+        with the token; written once, never replayed."""
+        rid = self._reqid(req_id)
+        return self.requests.add(order_requests.order_request(method, params, expect, rid))
 
     def replay_needs_token(self) -> bool:
         return any(needs_token(sub["channel"]) for sub, _ in self.subscriptions.replay_plan())
@@ -215,7 +236,7 @@ class KrakenV2Protocol(RequestLifecycle):
             real = None if symbols == [None] else [s for s in symbols if s is not None]
             wire = subscription_params(channel, real, **params)
             rid = self.requests.reqid(None, internal=True)
-            out.append(self.requests.add(_subscription_request("subscribe", wire, rid, True)))
+            out.append(self.requests.add(subscription_request("subscribe", wire, rid, True)))
         return ReplayPlan(out, notices, self.replay_burst, self.replay_window)
 
     # -- the writer --------------------------------------------------------
@@ -257,8 +278,14 @@ class KrakenV2Protocol(RequestLifecycle):
                 assert isinstance(msg, InstrumentMessage)
                 self.instruments.update((p.symbol, p) for p in msg.data.pairs)
                 self.instrument_snapshot |= msg.type == "snapshot"
+            elif cls is ExecutionsMessage or cls is BalancesMessage:
+                assert isinstance(msg, (ExecutionsMessage, BalancesMessage))
+                self.private_feeds.check(msg, verdict)  # a gap's notice goes first
             out.append(msg)
         return verdict
+
+    def _socket_gone(self) -> None:
+        self.private_feeds.reset()  # sequences start at 1 on the next socket
 
     def _on_response(self, resp: Response, verdict: Verdict) -> None:
         stats = self._stats
@@ -268,9 +295,9 @@ class KrakenV2Protocol(RequestLifecycle):
                 stats.rate_limit_errors += 1
         req = self.requests.get(resp.req_id)
         if req is None or req.state not in _WIRE:
-            if self.requests.was_expired(resp.req_id):
+            if self.requests.was_expired(resp.req_id) or self._orders.late(resp):
                 stats.late_replies += 1
-                log.info("late response to expired req_id %r: %s", resp.req_id, resp.method)
+                log.info("late response to settled req_id %r: %s", resp.req_id, resp.method)
             else:
                 stats.unmatched_replies += 1
                 log.warning("response to an unknown req_id %r: %s", resp.req_id, resp.method)
@@ -282,8 +309,8 @@ class KrakenV2Protocol(RequestLifecycle):
         if req.event in _SUBSCRIPTION_METHODS:
             if not self._answer_symbols(req, resp, verdict):
                 return
-        else:
-            req.replies.append(resp)
+        elif not self._orders.answer(req, resp):
+            return
         if req.complete:
             failed = [r for r in req.replies if r.success is False]
             error = KrakenError(failed[0].error or "error", req.replies) if failed else None
@@ -331,6 +358,10 @@ class KrakenV2Protocol(RequestLifecycle):
                 verdict.messages.append(self._replay_lost(key, entry.subscription, s, why))
         return True
 
+    def _lost_error(self, req: Request, why: str) -> ReplyLostError:
+        error = super()._lost_error(req, why)
+        return order_requests.lost_error(req, why) or error
+
     def _replay_lost(
         self, key: SubKey, sub: dict[str, Any], symbol: str | None, why: str
     ) -> SubscriptionLost:
@@ -338,44 +369,3 @@ class KrakenV2Protocol(RequestLifecycle):
         self.subscriptions.replay_failed(key, symbol)
         log.warning("subscription %s %s could not be restored: %s", sub["channel"], symbol, why)
         return SubscriptionLost(dict(sub), symbol, why)
-
-
-def _frame(method: str, params: dict[str, Any] | None, req_id: int) -> dict[str, Any]:
-    msg: dict[str, Any] = {"method": method, "req_id": req_id}
-    if params is not None:
-        msg["params"] = params
-    return msg
-
-
-def _checked(
-    channel: str, symbols: object, given: dict[str, Any], default_token: str | None
-) -> dict[str, Any]:
-    """The checked wire ``params`` (the connection's token added where needed)."""
-    if (
-        isinstance(channel, str)
-        and needs_token(channel)
-        and "token" not in given
-        and default_token is not None
-    ):
-        given = {**given, "token": default_token}
-    return subscription_params(channel, symbols, **given)
-
-
-def _subscription_request(
-    method: str, wire: dict[str, Any], req_id: int, replay: bool = False
-) -> Request:
-    symbols: list[str] | None = wire.get("symbol")
-    parts: list[Any] = list(symbols) if symbols else [None]
-    slot = wire if wire.get("token") == DEFERRED_TOKEN else None
-    return Request(
-        req_id,
-        method,
-        method,
-        _frame(method, wire, req_id),
-        len(parts),
-        parts,
-        subscription_key(wire),
-        internal=replay,
-        replay=replay,
-        token_slot=slot,
-    )
