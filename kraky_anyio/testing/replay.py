@@ -26,7 +26,8 @@ clock and the driver:
   starts again from the beginning (snapshots included).
 
 Fault injection works as on the live fake: ``drop()``, ``close()``,
-``stall()``, ``send_raw()``, ``set_status()``, ``rate_limit()``.
+``stall()``, ``send_raw()``, ``set_status()``, ``rate_limit()``; inject one
+at a recorded moment with ``await server.replay.wait_until(t)``.
 """
 
 from __future__ import annotations
