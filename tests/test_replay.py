@@ -189,6 +189,24 @@ async def test_an_unrecorded_stream_gets_a_live_ack_and_no_data() -> None:
         await ws.aclose()
 
 
+async def test_an_unsubscribe_keeps_the_recorded_channel_id_and_pauses_the_tape() -> None:
+    async with open_fake_kraken(replay=ticker_recording()) as server:
+        assert server.replay is not None
+        ws = await connect_websocket(server.url)
+        got: list[str | bytes] = []
+        await recv(ws, got)
+        await ws.send_text(json.dumps(SUBSCRIBE))
+        await recv(ws, got)
+        assert await recv(ws, got) == tick(1)
+        await ws.send_text(json.dumps({**SUBSCRIBE, "event": "unsubscribe"}))
+        ack = json.loads(await recv(ws, got))
+        assert (ack["status"], ack["channelID"]) == ("unsubscribed", 42)
+        position = server.replay.position
+        await anyio.sleep(30)  # virtual: nobody listens any more
+        assert server.replay.position == position and not server.replay.finished
+        await ws.aclose()
+
+
 async def test_the_other_api_path_is_the_live_fake() -> None:
     async with open_fake_kraken(replay=ticker_recording()) as server:
         ws = await connect_websocket(server.v2_url)
