@@ -61,6 +61,34 @@ class OrderOutcomeUnknownError(ReplyLostError):
         return self.cl_ord_ids[0] if len(self.cl_ord_ids) == 1 else None
 
 
+class RateLimitError(KrakyError):
+    """The client's order rate budget (``rate_limit=RateBudget(policy="raise")``)
+    refused an order request: sending it now would take ``pair``'s counter
+    over the ceiling. Nothing was sent. ``needed`` is the request's cost on
+    ``pair``, ``level`` the counter now, ``ceiling`` Kraken's limit and
+    ``wait`` the seconds until it fits (``math.inf``: it never will; split it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        pair: str = "",
+        needed: int = 0,
+        level: float = 0.0,
+        ceiling: int = 0,
+        wait: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.pair = pair
+        self.needed = needed
+        self.level = level
+        self.ceiling = ceiling
+        self.wait = wait
+
+
 class ReplyTimeoutError(KrakyError, TimeoutError):
     """No reply within ``reply_timeout`` seconds after the request was written."""
 

@@ -12,7 +12,7 @@ catches that family and its own ``TimeoutError``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,9 @@ class Shell:
         self._socket_scope: anyio.CancelScope | None = None
         self._run: SocketRun | None = None
         self.waiters = Waiters(protocol)
+        #: Called by the reader with each batch's messages before consumers
+        #: get them (e.g. the v2 order rate budget): synchronous, never blocking.
+        self.observers: list[Callable[[list[Any]], None]] = []
         self.last_rx = 0.0
         self._state: ConnectionState = "connecting"
         self._next_attempt_at: float | None = None
@@ -362,6 +365,8 @@ class Shell:
                 if tap is not None and tap.received(run.generation, batch, self.last_rx):
                     await tap.wait_room()  # a recording's backpressure (overflow="block")
                 verdict = receive(batch)
+                for observe in self.observers:
+                    observe(verdict.messages)
                 for req in verdict.settled:
                     self.waiters.wake(req)
                 for req in verdict.to_send:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kraky_anyio.v2.rate_rules import TIERS, action_cost, decayed, tier
+from kraky_anyio.v2.rate_rules import TIERS, action_cost, cost_changes_in, decayed, tier
 
 
 def test_tiers_are_krakens() -> None:
@@ -61,3 +61,22 @@ def test_decay_never_below_zero() -> None:
     assert decayed(10.0, 2.34, 1.0) == pytest.approx(7.66)
     assert decayed(3.0, 3.75, 10.0) == 0.0
     assert decayed(3.0, 1.0, -5.0) == 3.0
+
+
+def test_when_a_cost_next_drops() -> None:
+    assert cost_changes_in("cancel", 0.0) == 5.0
+    assert cost_changes_in("cancel", 7.5) == 2.5
+    assert cost_changes_in("cancel", 299.0) == 1.0
+    assert cost_changes_in("cancel", 300.0) is None
+    assert cost_changes_in("amend", 14.0) == 1.0
+    assert cost_changes_in("amend", 15.0) is None
+    assert cost_changes_in("edit", 89.5) == 0.5
+    assert cost_changes_in("add", 0.0) is None
+    assert cost_changes_in("cancel", None) is None
+    for age in (0.0, 4.9, 5.0, 44.0, 299.9):
+        step = cost_changes_in("cancel", age)
+        assert step is not None
+        assert action_cost("cancel", age + step) < action_cost("cancel", age)
+        assert action_cost("cancel", age + step * 0.999) == action_cost("cancel", age)
+    with pytest.raises(ValueError, match="add, amend, edit, cancel"):
+        cost_changes_in("batch", 1.0)  # type: ignore[arg-type]

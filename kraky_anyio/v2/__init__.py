@@ -7,7 +7,8 @@ shell with :class:`~.protocol.KrakenV2Protocol`. The rest has no I/O:
 * :mod:`.params`: the channels, their parameters, request encoding;
 * :mod:`.book`: the L2 book; :mod:`.level3`: the L3 book; both return a
   :class:`Verdict` per message;
-* :mod:`.render`: frames written as Kraken writes them, for the fake exchange.
+* :mod:`.render`: frames written as Kraken writes them, for the fake exchange;
+* :mod:`.rate_budget`: the client's order rate budget (``rate_limit=``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .level3 import Level3Book, PriceLevel
 from .messages import Message, MessageError, decode
 from .params import CHANNELS, encode_request, subscription_params
 from .protocol import KrakenV2Protocol
+from .rate_budget import RateBudget
 
 __all__ = [
     "CHANNELS",
@@ -30,6 +32,7 @@ __all__ = [
     "MessageError",
     "Outcome",
     "PriceLevel",
+    "RateBudget",
     "Verdict",
     "decode",
     "encode_request",

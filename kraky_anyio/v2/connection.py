@@ -25,6 +25,8 @@ from ..options import ConnectionOptions, resolve_url
 from .live_books import BookLink, L2BookEngine, L3BookEngine
 from .messages import Pair, Response
 from .protocol import KrakenV2Protocol
+from .rate_budget import RateBudget
+from .rate_gate import RateKeeper
 from .trading import OrderMethods
 
 log = logging.getLogger("kraky_anyio")
@@ -82,11 +84,26 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
 
     api = "v2"
 
-    def __init__(self, url: str, options: ConnectionOptions | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        options: ConnectionOptions | None = None,
+        *,
+        rate_limit: RateBudget | None = None,
+    ) -> None:
         super().__init__(url, options, KrakenV2Protocol())
         self._instrument_lock = anyio.Lock()
+        #: The order rate budget's link (``rate_limit=``), or None.
+        self._rate = None if rate_limit is None else RateKeeper(rate_limit)
+        if self._rate is not None:
+            self._shell.observers.append(self._rate.observe)
 
     # -- public state (the rest is ConnectionBase's) -------------------------
+
+    @property
+    def rate_limit(self) -> RateBudget | None:
+        """The order rate budget given as ``rate_limit=``, or None."""
+        return None if self._rate is None else self._rate.budget
 
     @property
     def system_status(self) -> str | None:
@@ -307,6 +324,7 @@ async def open_kraken(
     env_or_url: str = "production",
     *,
     options: ConnectionOptions | None = None,
+    rate_limit: RateBudget | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[KrakenV2Connection]:
     """Open a connection to Kraken's v2 WebSocket API for the ``async with`` block.
@@ -326,7 +344,14 @@ async def open_kraken(
     out as itself. A library failure (the socket lost or never opened with
     ``reconnect=False``, or an internal error) cancels the block and comes out
     as :class:`~kraky_anyio.errors.ConnectionFailedError`.
+
+    ``rate_limit``: a :class:`~kraky_anyio.v2.rate_budget.RateBudget` that
+    every order request waits for (or is refused by) before it is sent, so
+    Kraken's per-pair order rate counter is never crossed; off by default.
+    One budget may be given to several connections of one account.
     """
+    if rate_limit is not None and not isinstance(rate_limit, RateBudget):
+        raise TypeError(f"rate_limit must be a RateBudget, not {type(rate_limit).__name__}")
     url = resolve_url(env_or_url, ENVIRONMENTS)
     if options is not None:
         if not isinstance(options, ConnectionOptions):
@@ -335,5 +360,5 @@ async def open_kraken(
             raise TypeError("pass either options= or keyword options, not both")
     else:
         options = ConnectionOptions.from_kwargs(kwargs)
-    async with KrakenV2Connection(url, options).run() as conn:
+    async with KrakenV2Connection(url, options, rate_limit=rate_limit).run() as conn:
         yield conn

@@ -24,6 +24,7 @@ __all__ = [
     "Action",
     "Tier",
     "action_cost",
+    "cost_changes_in",
     "decayed",
     "tier",
 ]
@@ -79,6 +80,19 @@ def action_cost(action: Action, age: float | None) -> int:
         if age is None or age < below:
             return cost + penalty
     return cost
+
+
+def cost_changes_in(action: Action, age: float | None) -> float | None:
+    """Seconds until ``action_cost(action, age)`` drops as the order ages
+    (None: never; an unknown ``age`` stays priced as the youngest)."""
+    if action not in _BASE:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if age is None:
+        return None
+    for below, _penalty in _BY_AGE[action]:
+        if age < below:
+            return below - age
+    return None
 
 
 def decayed(count: float, decay: float, elapsed: float) -> float:

@@ -44,6 +44,7 @@ from . import orders as builders
 from .messages import Response
 from .order_fields import Time
 from .order_requests import OrderExpect, expect
+from .rate_gate import RateKeeper, admitted
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -97,6 +98,7 @@ class OrderMethods:
     url: str
     _shell: Shell
     _protocol: KrakenV2Protocol
+    _rate: RateKeeper | None
 
     # -- the one send path -------------------------------------------------------
 
@@ -129,8 +131,10 @@ class OrderMethods:
         if tok is None:
             raise ValueError(f"{method} needs a token: pass token= to open_kraken or to {method}")
         self._shell.check_open()
-        req = self._protocol.order(method, {**params, "token": tok}, expect, req_id)
-        replies = await self._shell.request(req)
+        async with admitted(self._rate, method, params) as sent:  # the rate budget, if any
+            req = self._protocol.order(method, {**params, "token": tok}, expect, req_id)
+            sent.bind(req)
+            replies = await self._shell.request(req)
         return [r for r in replies if isinstance(r, Response)]
 
     async def _send(
