@@ -46,6 +46,11 @@ def positive(text: str) -> float:
     return value
 
 
+def replay_speed(text: str) -> float:
+    """``serve --speed``: a positive number or ``max`` (``math.inf``)."""
+    return math.inf if text == "max" else positive(text)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -236,6 +241,9 @@ def parser() -> Parser:
     serve.add_argument(
         "--step", type=positive, default=0.1, metavar="SECONDS", help="market step period"
     )
+    serve.add_argument("--replay", metavar="FILE", help="serve this recording, not the market")
+    serve.add_argument("--speed", type=replay_speed, default=1.0, help="replay pace: 1, 10, max")
+    serve.add_argument("--loop", action="store_true", help="replay again from the start at its end")
     serve.add_argument(
         "--trading",
         action="store_true",

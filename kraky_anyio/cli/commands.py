@@ -225,6 +225,10 @@ async def demo(args: argparse.Namespace) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    if args.replay is not None:
+        from .serve_replay import serve_replay
+
+        return await serve_replay(args)
     from ..testing.engine import FakeMatchingEngine
     from ..testing.market import MarketSimulator, run_market
     from ..testing.server import open_fake_kraken

@@ -5,8 +5,11 @@
 * :class:`MarketSimulator` is a deterministic, checksum-consistent market to
   feed it, in v1 and v2 (:func:`run_market` publishes its steps).
 * :class:`FakeMatchingEngine` answers orders and feeds the private channels.
+* ``open_fake_kraken(replay=PATH)`` serves a recorded session
+  (:mod:`kraky_anyio.testing.replay`; :func:`read_recording` reads ours,
+  cryptofeed's and plain frame lists).
 * The pytest fixtures ``kraken_market``, ``kraken_market_interval``,
-  ``kraken_exchange`` and ``kraken_client`` come with the installed pytest
+  ``kraken_exchange``, ``kraken_client`` and ``kraken_replay`` come with the installed pytest
   plugin (:mod:`kraky_anyio.testing.plugin`); they are importable from here
   too, for a ``conftest.py`` when plugin autoloading is off.
 
@@ -31,7 +34,14 @@ from .session import (
 if TYPE_CHECKING:
     from .engine import FakeMatchingEngine
     from .market import MarketSimulator, Publication, Step, V2Publication, run_market
-    from .plugin import kraken_client, kraken_exchange, kraken_market, kraken_market_interval
+    from .plugin import (
+        kraken_client,
+        kraken_exchange,
+        kraken_market,
+        kraken_market_interval,
+        kraken_replay,
+    )
+    from .replay_formats import Recording, RecordingFormatError, read_recording
 
 __all__ = [
     "DEFAULT_PAIRS",
@@ -43,6 +53,8 @@ __all__ = [
     "OrderHandler",
     "OutgoingMessage",
     "Publication",
+    "Recording",
+    "RecordingFormatError",
     "SnapshotProvider",
     "Step",
     "V2Publication",
@@ -50,7 +62,9 @@ __all__ = [
     "kraken_exchange",
     "kraken_market",
     "kraken_market_interval",
+    "kraken_replay",
     "open_fake_kraken",
+    "read_recording",
     "run_market",
 ]
 
@@ -66,6 +80,10 @@ _LAZY = {
     "kraken_exchange": "plugin",
     "kraken_market": "plugin",
     "kraken_market_interval": "plugin",
+    "kraken_replay": "plugin",
+    "Recording": "replay_formats",
+    "RecordingFormatError": "replay_formats",
+    "read_recording": "replay_formats",
 }
 
 

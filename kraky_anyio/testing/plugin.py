@@ -20,6 +20,9 @@ virtual clocks included)::
   :class:`~kraky_anyio.testing.server.FakeKrakenServer` fed by that market;
   it accepts only the simulated pairs.
 * ``kraken_client``: an ``open_kraken`` connection to it, already connected.
+* ``kraken_replay``: a factory, ``async with kraken_replay(path, speed=...)
+  as server``: a running fake exchange serving that recording (see
+  :mod:`kraky_anyio.testing.replay`).
 
 looptime's pytest plugin (installed with looptime, which the ``test`` extra
 brings) patches pytest-asyncio's event loops and fails every test's setup
@@ -31,7 +34,9 @@ itself (``looptime.make_event_loop_class``) is unaffected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -39,7 +44,11 @@ import pytest
 if TYPE_CHECKING:
     from ..connection import KrakenConnection
     from .market import MarketSimulator
+    from .replay_formats import Recording
     from .server import FakeKrakenServer
+
+#: ``kraken_replay(path, *, speed=1.0, loop=False, **options)``.
+ReplayFactory = Callable[..., AbstractAsyncContextManager["FakeKrakenServer"]]
 
 #: How long ``kraken_client`` waits for its first connection.
 CONNECT_TIMEOUT = 10.0
@@ -110,3 +119,24 @@ async def kraken_client(
         with anyio.fail_after(CONNECT_TIMEOUT):
             await conn.wait_connected()
         yield conn
+
+
+@pytest.fixture
+def kraken_replay() -> ReplayFactory:
+    """A factory: ``async with kraken_replay(path_or_recording, speed=1.0,
+    loop=False, **options) as server`` runs a fake exchange serving that
+    recording (v1 on ``server.url`` or v2 on ``server.v2_url``, as recorded)
+    for the block, on the test's backend and clock. ``options`` are
+    ``open_fake_kraken``'s; a bad file raises on entering the block."""
+    from .server import open_fake_kraken
+
+    def replay(
+        source: Recording | str | os.PathLike[str],
+        *,
+        speed: float | str = 1.0,
+        loop: bool = False,
+        **options: Any,
+    ) -> AbstractAsyncContextManager[FakeKrakenServer]:
+        return open_fake_kraken(replay=source, speed=speed, loop=loop, **options)
+
+    return replay

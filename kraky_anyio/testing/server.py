@@ -39,6 +39,7 @@ from ..taskgroup import task_group
 from .connection import FakeKrakenConnection, FakeSession, accept_client
 from .observation import ServerObservation
 from .options import FakeKrakenOptions, check_status, make_options
+from .replay import Replay, ReplaySource
 from .session import FakeKrakenSession
 from .v1_messages import FIRST_CONNECTION_ID
 from .v2_session import FIRST_V2_CONNECTION_ID, V2_PATH, FakeKrakenV2Session
@@ -71,11 +72,17 @@ class FakeKrakenServer(ServerObservation):
     """
 
     def __init__(
-        self, options: FakeKrakenOptions | None = None, *, host: str = "127.0.0.1"
+        self,
+        options: FakeKrakenOptions | None = None,
+        *,
+        host: str = "127.0.0.1",
+        replay: Replay | None = None,
     ) -> None:
         super().__init__()
         self.options = make_options(options, {})
         self.host = host
+        #: The recording served (see :mod:`kraky_anyio.testing.replay`), or None.
+        self.replay = replay
         #: Tokens refused from now on, on every connection (see :meth:`revoke_token`).
         self.revoked_tokens: set[str] = set()
         #: TCP connections accepted, refused ones included.
@@ -272,14 +279,15 @@ class FakeKrakenServer(ServerObservation):
         index = self.connections_total
         self.connections_total += 1
         session: FakeSession
+        replay = self.replay
         if path == V2_PATH:
-            session = FakeKrakenV2Session(
+            session = (FakeKrakenV2Session if replay is None else replay.v2_session)(
                 self.options,
                 connection_id=FIRST_V2_CONNECTION_ID + index,
                 revoked_tokens=self.revoked_tokens,
             )
         else:
-            session = FakeKrakenSession(
+            session = (FakeKrakenSession if replay is None else replay.v1_session)(
                 self.options,
                 connection_id=FIRST_CONNECTION_ID + index,
                 first_channel_id=1 + index * _CHANNEL_ID_STRIDE,
@@ -321,6 +329,9 @@ async def open_fake_kraken(
     port: int = 0,
     *,
     options: FakeKrakenOptions | None = None,
+    replay: ReplaySource | None = None,
+    speed: float | str = 1.0,
+    loop: bool = False,
     **changes: Any,
 ) -> AsyncIterator[FakeKrakenServer]:
     """Run a fake Kraken server (v1 on ``/``, v2 on ``/v2``) for the
@@ -345,6 +356,14 @@ async def open_fake_kraken(
     bound. A crash in the server's own tasks (e.g. an ``order_handler``
     raising) cancels the block and propagates out of it (inside an
     ``ExceptionGroup`` when other errors came with it).
+
+    ``replay`` (a path or a
+    :class:`~kraky_anyio.testing.replay_formats.Recording`) serves that
+    recording at ``speed`` (``1``, ``10``, ``"max"``), from the start again
+    at its end with ``loop``; see :mod:`kraky_anyio.testing.replay` (any
+    pair is accepted unless ``pairs`` is given). A bad recording raises
+    :class:`~kraky_anyio.testing.replay_formats.RecordingFormatError` on
+    entering the block.
     """
     if not isinstance(host, str) or not host:
         raise TypeError(f"host must be a non-empty str, not {host!r}")
@@ -352,8 +371,17 @@ async def open_fake_kraken(
         raise TypeError(f"port must be an int, not {port!r}")
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be in 0..65535, not {port}")
-    server = FakeKrakenServer(make_options(options, changes), host=host)
+    played = None
+    if replay is not None:
+        played = Replay(replay, speed=speed, loop=loop)
+        if options is None:
+            changes.setdefault("pairs", None)  # the recording's, whatever they are
+    elif speed != 1.0 or loop:
+        raise TypeError("speed and loop are options of a replay: pass replay= too")
+    server = FakeKrakenServer(make_options(options, changes), host=host, replay=played)
     async with task_group() as tg:  # cancelled when the block ends
+        if played is not None:
+            await tg.start(played.run, server)
         run = getattr(server.options.order_handler, "run", None)
         if run is not None:
             await tg.start(run, server)
