@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import select
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import IO
 import anyio
 import pytest
 import trio.testing
+from helpers import read_line
 
 from kraky_anyio.connection import open_kraken
 from kraky_anyio.testing.replay_formats import read_recording
@@ -31,18 +31,8 @@ def _default_signals() -> None:
 
 
 def _line(stream: IO[bytes] | None, deadline: float) -> str:
-    """One line from an unbuffered pipe, or fail at ``deadline``."""
     assert stream is not None
-    line = b""
-    while not line.endswith(b"\n"):
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            pytest.fail(f"no complete line before the deadline; got {line!r}")
-        chunk = stream.read(1)
-        if not chunk:
-            pytest.fail(f"end of output; got {line!r}")
-        line += chunk
-    return line.decode().strip()
+    return read_line(stream, deadline).strip()
 
 
 async def _verify_book(url: str, expected: int) -> tuple[int, int]:

@@ -8,7 +8,9 @@ shell with :class:`~.protocol.KrakenV2Protocol`. The rest has no I/O:
 * :mod:`.book`: the L2 book; :mod:`.level3`: the L3 book; both return a
   :class:`Verdict` per message;
 * :mod:`.render`: frames written as Kraken writes them, for the fake exchange;
-* :mod:`.rate_budget`: the client's order rate budget (``rate_limit=``).
+* :mod:`.rate_budget`: the client's order rate budget (``rate_limit=``);
+* :mod:`.order_results`: what the order methods (:mod:`.trading`) return;
+  :mod:`.private_messages`: the typed ``executions``/``balances``.
 """
 
 from __future__ import annotations
@@ -17,14 +19,37 @@ from .book import Book, Outcome, Verdict
 from .connection import ENVIRONMENTS, KrakenV2Connection, open_kraken
 from .level3 import Level3Book, PriceLevel
 from .messages import Message, MessageError, decode
+from .order_results import (
+    AddOrderResult,
+    AmendResult,
+    BatchAddResult,
+    BatchCancelResult,
+    CancelAfterResult,
+    CancelAllResult,
+    CancelResult,
+    EditResult,
+)
 from .params import CHANNELS, encode_request, subscription_params
+from .private_messages import Balance, BalancesMessage, Execution, ExecutionsMessage
 from .protocol import KrakenV2Protocol
 from .rate_budget import RateBudget
 
 __all__ = [
     "CHANNELS",
     "ENVIRONMENTS",
+    "AddOrderResult",
+    "AmendResult",
+    "Balance",
+    "BalancesMessage",
+    "BatchAddResult",
+    "BatchCancelResult",
     "Book",
+    "CancelAfterResult",
+    "CancelAllResult",
+    "CancelResult",
+    "EditResult",
+    "Execution",
+    "ExecutionsMessage",
     "KrakenV2Connection",
     "KrakenV2Protocol",
     "Level3Book",
