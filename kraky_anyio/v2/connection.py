@@ -14,6 +14,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 
 from ..errors import KrakenError, KrakyError
 from ..facade import ConnectionBase
@@ -79,7 +81,10 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
     """One logical connection to Kraken's v2 API, kept alive across sockets.
 
     Create it with :func:`open_kraken`. Its methods may be called from any
-    task while the ``async with`` block is open.
+    task while the ``async with`` block is open. :meth:`ping`,
+    :meth:`subscribe`, :meth:`unsubscribe` and :meth:`request` take anyio's
+    ``task_status`` as v1's do (``await tg.start(...)`` returns once the
+    frame was written; see :class:`kraky_anyio.connection.KrakenConnection`).
     """
 
     api = "v2"
@@ -230,14 +235,20 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
 
     # -- requests ----------------------------------------------------------
 
-    async def ping(self, req_id: int | None = None) -> Response:
+    async def ping(
+        self,
+        req_id: int | None = None,
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+    ) -> Response:
         """Send ``ping`` and return Kraken's ``pong`` (its ``success`` is None).
 
         Waits for a socket if there is none. Raises :class:`ReplyLostError` if
         the socket is lost before the pong, :class:`ReplyTimeoutError` after
         ``reply_timeout`` seconds on the wire."""
         self._shell.check_open()
-        return _responses(await self._shell.request(self._protocol.ping(req_id)))[0]
+        req = self._protocol.ping(req_id)
+        return _responses(await self._shell.request(req, task_status))[0]
 
     async def subscribe(
         self,
@@ -245,6 +256,7 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
         symbols: str | Iterable[str] | None = None,
         *,
         req_id: int | None = None,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
         **params: Any,
     ) -> list[Response]:
         """Subscribe and return Kraken's responses, one per symbol (one for a
@@ -271,7 +283,7 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
             default_token=self._shell.tokens.default(),
             params=params,
         )
-        return _responses(await self._shell.request(req))
+        return _responses(await self._shell.request(req, task_status))
 
     async def unsubscribe(
         self,
@@ -279,6 +291,7 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
         symbols: str | Iterable[str] | None = None,
         *,
         req_id: int | None = None,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
         **params: Any,
     ) -> list[Response]:
         """Unsubscribe (with the parameters of the subscribe, e.g. ``depth``);
@@ -301,10 +314,15 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
             connected=connected,
             bound_generation=self.generation if connected else None,
         )
-        return _responses(await self._shell.request(req))
+        return _responses(await self._shell.request(req, task_status))
 
     async def request(
-        self, method: str, params: Mapping[str, Any] | None = None, *, req_id: int | None = None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        req_id: int | None = None,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> Response:
         """The escape hatch: send any other method and return its response,
         matched by ``req_id``. ``subscribe``/``unsubscribe`` are refused
@@ -312,7 +330,8 @@ class KrakenV2Connection(OrderMethods, ConnectionBase[KrakenV2Protocol]):
         :class:`KrakenError` for ``success: false``, else like :meth:`ping`.
         Never re-sent after a drop."""
         self._shell.check_open()
-        return _responses(await self._shell.request(self._protocol.raw(method, params, req_id)))[0]
+        req = self._protocol.raw(method, params, req_id)
+        return _responses(await self._shell.request(req, task_status))[0]
 
     async def current_token(self) -> str:
         """The token for the current socket (see v1's ``current_token``)."""
