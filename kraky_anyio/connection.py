@@ -7,6 +7,8 @@ tasks live in :mod:`kraky_anyio.shell`)::
     ├── supervisor   opens sockets, waits out backoff, writes the replay
     │   └── per-socket task group (cancelled to hand a failed socket back)
     │       ├── reader    socket -> protocol.receive_frames() -> fan-out
+    │       ├── retry     (v2) a rate-limited replay's retries, queued for
+    │       │             the writer after their delay (none while idle)
     │       └── watchdog  liveness: ping when idle (the deadline covers the
     │                     send), drop the socket when dead
     └── writer       the only task that sends requests, from the send channel:

@@ -5,6 +5,8 @@ connected: :func:`replay_plan` asks the protocol what to restore (fetching
 the socket's token first when a private subscription needs one) and
 :func:`send_replay` writes it, paced as the plan says. Nothing here decides
 *what* is replayed: that is the protocol's :meth:`~kraky_anyio.seam.ProtocolCore.replay`.
+:func:`send_later` queues what a verdict asks to send after a delay (a
+rate-limited replay's retry), in the socket's task group.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .errors import AuthError
+from .requests import Request
 from .seam import ReplayPlan
 
 if TYPE_CHECKING:
     from .shell import Shell, SocketRun
 
-__all__ = ["replay_plan", "send_replay", "token_failure"]
+__all__ = ["replay_plan", "send_later", "send_replay", "token_failure"]
 
 log = logging.getLogger("kraky_anyio")
 
@@ -62,3 +65,15 @@ async def send_replay(shell: Shell, run: SocketRun, plan: ReplayPlan) -> None:
         if tap is not None:
             tap.sent(run.generation, frame, anyio.current_time())
         await run.ws.send_text(frame)
+
+
+async def send_later(shell: Shell, delayed: list[tuple[float, Request]]) -> None:
+    """Queue each of ``delayed``'s requests for the writer once its delay
+    (seconds from now) is over. Run by the reader in the socket's task group,
+    one task per verdict that has some, ending after its last request: the
+    socket's loss cancels it (the protocol settles what was not written).
+    Blocks while the send channel is full."""
+    start = anyio.current_time()
+    for delay, req in sorted(delayed, key=lambda item: item[0]):
+        await anyio.sleep_until(start + delay)
+        await shell.send_tx.send(req)

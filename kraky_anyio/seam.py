@@ -42,11 +42,16 @@ class Verdict:
     ``messages``: for consumers, in order (protocol messages and notices).
     ``settled``: requests that reached ``DONE``: wake their callers.
     ``to_send``: requests the protocol itself wants written (e.g. a resync).
+    ``to_send_after``: ``(delay, request)``: written ``delay`` seconds after
+    the shell got the verdict, on this socket only (e.g. a rate-limited
+    replay's retry): its loss cancels the wait, and the protocol settles
+    what was not written (``connection_lost``).
     """
 
     messages: list[Any] = field(default_factory=list)
     settled: list[Request] = field(default_factory=list)
     to_send: list[Request] = field(default_factory=list)
+    to_send_after: list[tuple[float, Request]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from .notices import Connected, Disconnected
 from .options import ConnectionOptions
 from .redaction import redact
 from .requests import Request, RequestState
-from .restore import replay_plan, send_replay, token_failure
+from .restore import replay_plan, send_later, send_replay, token_failure
 from .seam import ProtocolCore, ReplayPlan, SendAction
 from .status import ConnectionState, ConnectionStatus
 from .tokens import SocketTokens
@@ -319,7 +319,7 @@ class Shell:
                 await self.fanout.publish(
                     [Connected(run.generation, self.url, plan.entries), *plan.notices]
                 )
-                tg.start_soon(self._reader, run, tg.cancel_scope)
+                tg.start_soon(self._reader, run, tg)
                 tg.start_soon(watch, self, run)
                 try:
                     await send_replay(self, run, plan)
@@ -353,7 +353,7 @@ class Shell:
         log.info("socket %d closed: %s", run.generation, run.reason)
         return run.reason
 
-    async def _reader(self, run: SocketRun, scope: anyio.CancelScope) -> None:
+    async def _reader(self, run: SocketRun, tg: anyio.abc.TaskGroup) -> None:
         receive = self.protocol.receive_frames
         ws = run.ws
         try:
@@ -370,6 +370,8 @@ class Shell:
                     self.waiters.wake(req)
                 for req in verdict.to_send:
                     await self.send_tx.send(req)
+                if verdict.to_send_after:
+                    tg.start_soon(send_later, self, verdict.to_send_after)
                 if verdict.messages:
                     if await self.fanout.publish(verdict.messages):
                         # Let the woken consumer run before this task goes
@@ -381,7 +383,7 @@ class Shell:
             if run.reason == "closed":
                 run.reason = str(exc)
         finally:
-            scope.cancel()
+            tg.cancel_scope.cancel()
 
     async def dead(self, run: SocketRun, reason: str) -> None:
         """Declare ``run``'s socket dead (the watchdog's verdict) and abort it."""

@@ -95,6 +95,9 @@ class Stats:
     replayed: int = 0
     #: Entries that could not be restored (each a ``SubscriptionLost`` notice).
     replay_failures: int = 0
+    #: Replayed entries Kraken answered ``rate_limited`` (v2), planned to be
+    #: sent again after a delay (each retry logged at warning).
+    replay_retries: int = 0
     #: Token provider failures while preparing a replay.
     token_failures: int = 0
     #: Private feed sequence gaps or restarts (each resubscribed).

@@ -97,6 +97,7 @@ class FakeKrakenServer(ServerObservation):
         self._port = 0
         self._stalled = False
         self._refusing: int | None = 0  # None: until told otherwise
+        self._rate_limit_next = 0  # frames the next connection answers rate-limited
 
     def configure(self, **changes: Any) -> None:
         """Replace :attr:`options` with ``changes`` applied (validated: bad
@@ -183,12 +184,19 @@ class FakeKrakenServer(ServerObservation):
         session"``. Live private subscriptions made with it are kept."""
         self.revoked_tokens.add(token)
 
-    def rate_limit(self, n: int) -> None:
+    def rate_limit(self, n: int, *, next_connection: bool = False) -> None:
         """On every live connection, answer the next ``n`` client frames with
         a rate-limit error instead of processing them (v1:
         ``{"Error":"Exceeded msg rate"}``; v2: see
         :meth:`FakeKrakenV2Session.rate_limit`). Connections opened later are
-        not limited."""
+        not limited; with ``next_connection``, only the next one opened is,
+        from its first frame (e.g. a client's replay after :meth:`drop`).
+        Raises ``ValueError`` for ``n < 0``."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        if next_connection:
+            self._rate_limit_next = n
+            return
         for connection in self._connections:
             connection.session.rate_limit(n)
 
@@ -295,6 +303,8 @@ class FakeKrakenServer(ServerObservation):
             )
         session.status = self._status
         session.stalled = self._stalled
+        session.rate_limit(self._rate_limit_next)
+        self._rate_limit_next = 0
         return session
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:

@@ -7,6 +7,8 @@ requests (checked by :mod:`.params` before anything is sent), tracks them
 (:mod:`kraky_anyio.requests`), keeps the replay set (the shared registry,
 keyed by :mod:`.subscriptions`), and turns each batch of frames into a
 :class:`~kraky_anyio.seam.Verdict` of typed messages (:func:`.messages.decode`).
+A replay Kraken rejects is lost (``SubscriptionLost``), except one answered
+``rate_limited``: retried later (:mod:`.replay_retries`).
 
 Replies are typed :class:`~.messages.Response` objects. A subscribe or
 unsubscribe gets one response per symbol (``result.symbol``, or a top-level
@@ -30,14 +32,15 @@ from ..lifecycle import RequestLifecycle
 from ..notices import SubscriptionLost
 from ..redaction import shorten
 from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
-from ..seam import ReplayPlan, Verdict
+from ..seam import ReplayPlan, SendAction, Verdict
 from ..stats import Stats
 from ..subscriptions import SubscriptionRegistry
 from . import order_requests
 from .messages import InstrumentMessage, MessageError, Pair, Response, StatusMessage, decode
-from .params import encode_request, subscription_params
+from .params import encode_request
 from .private_feeds import PrivateFeeds
 from .private_messages import BalancesMessage, ExecutionsMessage
+from .replay_retries import RATE_LIMITED, REPLAY_ATTEMPTS, ReplayRetries, replay_wire
 from .request_frames import checked_params, envelope, subscription_request
 from .subscriptions import SubKey, needs_token, replay_params, subscription_key
 
@@ -45,6 +48,7 @@ __all__ = [
     "INTERNAL_REQ_ID_BASE",
     "MAX_REQ_ID",
     "MAX_USER_REQ_ID",
+    "REPLAY_ATTEMPTS",
     "REPLAY_BURST",
     "REPLAY_WINDOW",
     "KrakenV2Protocol",
@@ -84,6 +88,8 @@ class KrakenV2Protocol(RequestLifecycle):
         #: Replay pacing (see :data:`REPLAY_BURST`); adjustable per connection.
         self.replay_burst = REPLAY_BURST
         self.replay_window = REPLAY_WINDOW
+        #: Subscribes per replayed entry Kraken rate-limits (see :mod:`.replay_retries`).
+        self.replay_attempts = REPLAY_ATTEMPTS
         #: The ``instrument`` channel's pairs seen on this connection, by
         #: symbol (precisions for the books); ``instrument_snapshot``: a
         #: snapshot came, so a symbol missing here is not Kraken's.
@@ -97,6 +103,9 @@ class KrakenV2Protocol(RequestLifecycle):
             self._stats, self.requests, self.subscriptions, self._sub_tokens, subscription_request
         )
         self._orders = order_requests.OrderMatcher(self._stats)
+        self.replay_retries = ReplayRetries(
+            self._stats, self.requests, self.subscriptions, self._sub_tokens
+        )
 
     @property
     def stats(self) -> Stats:
@@ -224,22 +233,24 @@ class KrakenV2Protocol(RequestLifecycle):
         notices: list[Any] = []
         for sub, symbols in self.subscriptions.replay_plan():
             key = subscription_key(sub)
-            channel = sub["channel"]
-            params = {k: v for k, v in sub.items() if k != "channel"}
-            if needs_token(channel):
+            tok = None
+            if needs_token(sub["channel"]):
                 tok = token or self._sub_tokens.get(key)
                 if not tok:
                     for s in symbols:
                         notices.append(self._replay_lost(key, sub, s, "no token for replay"))
                     continue
-                params["token"] = tok
-            real = None if symbols == [None] else [s for s in symbols if s is not None]
-            wire = subscription_params(channel, real, **params)
+            wire = replay_wire(sub, symbols, tok)
             rid = self.requests.reqid(None, internal=True)
             out.append(self.requests.add(subscription_request("subscribe", wire, rid, True)))
         return ReplayPlan(out, notices, self.replay_burst, self.replay_window)
 
     # -- the writer --------------------------------------------------------
+
+    def next_to_send(self, request: Request, generation: int) -> SendAction:
+        if not self.replay_retries.still_wanted(request):
+            return SendAction.SETTLED  # a retry of entries the user dropped meanwhile
+        return super().next_to_send(request, generation)
 
     def frame(self, request: Request) -> str:
         msg = request.message
@@ -286,12 +297,13 @@ class KrakenV2Protocol(RequestLifecycle):
 
     def _socket_gone(self) -> None:
         self.private_feeds.reset()  # sequences start at 1 on the next socket
+        self.replay_retries.reset()  # the next socket's replay covers their entries
 
     def _on_response(self, resp: Response, verdict: Verdict) -> None:
         stats = self._stats
         if resp.success is False:
             stats.kraken_errors += 1
-            if resp.error == "rate_limited":
+            if resp.error == RATE_LIMITED:
                 stats.rate_limit_errors += 1
         req = self.requests.get(resp.req_id)
         if req is None or req.state not in _WIRE:
@@ -344,6 +356,7 @@ class KrakenV2Protocol(RequestLifecycle):
         req.replies.append(resp)
         ok = resp.success is True
         key = str(req.key)
+        retry: list[Any] = []
         for s in answers:
             req.answered.add(s)
             if req.event != "subscribe":
@@ -353,9 +366,21 @@ class KrakenV2Protocol(RequestLifecycle):
                 continue
             entry = self.subscriptions.entry(key, s)
             if not ok and entry is not None:
-                # A rejected replay is never retried: the entry is gone for good.
+                # A rejected replay is lost for good, unless the error is
+                # transient (rate_limited): then sent again later, a few times.
                 why = resp.error or "error"
+                if why == RATE_LIMITED:
+                    attempt = self.replay_retries.attempt(req)
+                    if attempt < self.replay_attempts:
+                        retry.append(s)
+                        continue
+                    why = f"rate_limited {attempt} times"
                 verdict.messages.append(self._replay_lost(key, entry.subscription, s, why))
+        if retry:
+            pacing = (self.replay_burst, self.replay_window)
+            self.replay_retries.schedule(req, key, retry, verdict, pacing)
+        if req.replay:
+            self.replay_retries.answered(req)
         return True
 
     def _lost_error(self, req: Request, why: str) -> ReplyLostError:
