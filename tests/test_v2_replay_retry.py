@@ -229,3 +229,18 @@ async def test_a_socket_lost_during_the_delay_sends_nothing_stale() -> None:
         # The replay on socket 2 (rate-limited) and on socket 3; no retry written.
         assert len(subscribes(server, replay=True)) == 2
         assert conn.stats.replay_retries == 2 and conn.stats.replay_failures == 0
+
+
+@pytest.mark.anyio
+async def test_the_fake_rate_limits_only_the_next_connection() -> None:
+    async with open_fake_kraken() as server:
+        with pytest.raises(ValueError, match="n must be >= 0"):
+            server.rate_limit(-1, next_connection=True)
+        server.rate_limit(1, next_connection=True)
+        async with v2.open_kraken(server.v2_url) as conn:
+            with anyio.fail_after(600):
+                await conn.wait_connected()
+                with pytest.raises(KrakenError, match="rate_limited"):
+                    await conn.subscribe("trade", ["BTC/USD"])
+                await conn.subscribe("trade", ["BTC/USD"])  # only the first frame
+        assert conn.stats.rate_limit_errors == 1 and conn.stats.replay_retries == 0
