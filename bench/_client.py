@@ -414,6 +414,7 @@ RECORD_VARIANTS = {
     "record-gz": (".jsonl.gz", "block"),
     "record-plain": (".jsonl", "block"),
     "record-gz-drop": (".jsonl.gz", "drop"),
+    "record-zst": (".jsonl.zst", "block"),  # needs the optional zstandard package
 }
 
 
@@ -466,32 +467,39 @@ def check_recording(path: Any, n: int, recorded: int, dropped: int) -> dict[str,
     messages the handler counted), the ``gap`` lines' total against
     ``frames_dropped``. ``complete``: all of them agree and nothing was dropped."""
     import gzip
+    from pathlib import Path
 
-    opener: Any = gzip.open if str(path).endswith(".gz") else open
+    data = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        data = gzip.decompress(data)
+    elif str(path).endswith(".zst"):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    f = iter(data.decode("utf-8").splitlines())
     kinds: dict[str, int] = {}
-    data = markers = gap_total = 0
-    with opener(path, "rt", encoding="utf-8") as f:
-        first = json.loads(f.readline())
-        for line in f:
-            entry = json.loads(line)
-            kind = entry["kind"]
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if kind == "gap":
-                gap_total += entry["dropped"]
-            elif kind == "recv" and entry["text"].startswith("["):
-                if entry["text"].endswith(('"start","XBT/USD"]', '"end","XBT/USD"]')):
-                    markers += 1
-                else:
-                    data += 1
+    found = markers = gap_total = 0
+    first = json.loads(next(f))
+    for line in f:
+        entry = json.loads(line)
+        kind = entry["kind"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "gap":
+            gap_total += entry["dropped"]
+        elif kind == "recv" and entry["text"].startswith("["):
+            if entry["text"].endswith(('"start","XBT/USD"]', '"end","XBT/USD"]')):
+                markers += 1
+            else:
+                found += 1
     return {
         "header_ok": first.get("format") == "kraky-anyio-recording",
         "lines": kinds,
-        "data_messages": data,
+        "data_messages": found,
         "markers": markers,
         "gap_total": gap_total,
-        "data_lost": n - data,
+        "data_lost": n - found,
         "complete": kinds.get("recv", 0) == recorded
-        and data == n
+        and found == n
         and dropped == 0
         and gap_total == 0,
     }

@@ -3,7 +3,8 @@
 ``kraky_anyio-BACKEND+record-gz`` / ``+record-plain`` are the shipped
 library with ``conn.record(path)`` around the whole flood (gzip / no
 compression, ``overflow="block"``: nothing may be lost), ``+record-gz-drop``
-the same with ``overflow="drop"`` (what the default loses at full speed).
+the same with ``overflow="drop"`` (what the default loses at full speed),
+``+record-zst`` zstandard (the optional ``record`` extra).
 Their wall and CPU time run to the moment the recording is finished (every
 queued line written, the file closed), not to the end marker (see
 ``consume_recording`` in bench/_client.py). Every ratio here is against the
@@ -23,8 +24,14 @@ RECORD_CLIENTS = [
     "kraky_anyio-asyncio+record-plain",
     "kraky_anyio-trio+record-plain",
 ]
-#: Named in ``--clients`` only: what ``overflow="drop"`` loses.
-RECORD_DROP_CLIENTS = ["kraky_anyio-asyncio+record-gz-drop", "kraky_anyio-trio+record-gz-drop"]
+#: Named in ``--clients`` only: what ``overflow="drop"`` loses, and zstandard
+#: (the optional ``record`` extra).
+RECORD_EXTRA_CLIENTS = [
+    "kraky_anyio-asyncio+record-gz-drop",
+    "kraky_anyio-trio+record-gz-drop",
+    "kraky_anyio-asyncio+record-zst",
+    "kraky_anyio-trio+record-zst",
+]
 
 
 def is_record(kind: str) -> bool:
