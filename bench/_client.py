@@ -17,6 +17,9 @@ any client that parses every message can do here),
 ``kraky_anyio-asyncio``, ``kraky_anyio-trio`` (``open_kraken`` +
 ``conn.messages()``), ``websockets`` (``websockets.asyncio.client`` +
 ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
+``--what-if record-gz`` (``-plain``, ``-gz-drop``, ``-zst``) on a
+``kraky_anyio-*`` kind: the same inside ``conn.record()`` to a temporary file
+(see :data:`RECORD_VARIANTS`; flood mode).
 
 Modes (what the per-message handler does):
 
