@@ -147,6 +147,7 @@ def figures_for(script: str, title: str, last: bool) -> list[str]:
 
 def rerender(path: Path) -> dict[str, Any]:
     """A results file with its throughput tables rebuilt by today's code."""
+    from _recording import recording_summary, recording_table
     from throughput import instructions_table, summarise
 
     data: dict[str, Any] = json.loads(path.read_text())
@@ -155,6 +156,9 @@ def rerender(path: Path) -> dict[str, Any]:
         _, tables = summarise(tp["runs"], tp["params"]["n"])
         if tp.get("instructions"):
             tables.insert(2, instructions_table(tp["instructions"], tuple(tp["params"]["instr_n"])))
+        recorded = recording_summary(tp["runs"])
+        if recorded:
+            tables.append(recording_table(recorded, tp.get("instructions") or {}))
         tp["tables"] = tables
     return data
 

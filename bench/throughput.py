@@ -26,7 +26,12 @@ process, one at a time, in round-robin order over ``--repeats`` rounds:
   in conn.messages()``;
 * ``kraky``: ``kraky.KrakyWsClient`` from PyPI with a no-op handler, in its own
   venv ``bench/.venv-kraky`` (created on first use; kraky pins websockets<12);
-* ``websockets``: ``websockets.asyncio.client.connect`` + ``json.loads``.
+* ``websockets``: ``websockets.asyncio.client.connect`` + ``json.loads``;
+* ``kraky_anyio-BACKEND+record-gz`` / ``+record-plain`` (and, when named,
+  ``+record-gz-drop``, ``+record-zst``): kraky_anyio recording the whole
+  flood with ``conn.record()``; timed to the recording's close, the file read
+  back after each timed run, and a "Recording" table of ratios against the
+  same client without recording (bench/_recording.py).
 
 Wall time runs from the server's first write of the flood (a system-wide
 ``time.time_ns`` stamp carried in the end marker) to the client's handler
@@ -45,8 +50,8 @@ Other processes on the machine change how long that takes, not the count.
 ``KIND+WHAT_IF`` kinds (only when named in ``--clients``) are experiments on
 kraky_anyio monkeypatched in the client process (bench/_client.py
 ``--what-if``), not the shipped library. ``--smoke`` runs a few thousand
-messages once, without kraky, what-ifs or valgrind, and asserts nothing about
-time.
+messages once, without kraky, what-ifs or valgrind (the recording rows stay,
+and an incomplete recording fails it), and asserts nothing about time.
 """
 
 from __future__ import annotations
