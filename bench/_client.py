@@ -17,6 +17,9 @@ any client that parses every message can do here),
 ``kraky_anyio-asyncio``, ``kraky_anyio-trio`` (``open_kraken`` +
 ``conn.messages()``), ``websockets`` (``websockets.asyncio.client`` +
 ``json.loads``), ``kraky`` (``kraky.KrakyWsClient``, a handler coroutine).
+``--what-if record-gz`` (``-plain``, ``-gz-drop``, ``-zst``) on a
+``kraky_anyio-*`` kind: the same inside ``conn.record()`` to a temporary file
+(see :data:`RECORD_VARIANTS`; flood mode).
 
 Modes (what the per-message handler does):
 
@@ -134,13 +137,16 @@ class FloodSink:
         self.n = 0
         self.c0 = self.c1 = 0.0
         self.wall = 0.0
+        self.t0_ns = 0
+        self.recording: dict[str, Any] | None = None
 
     def on_message(self, msg: Any) -> bool:
         if type(msg) is list:
             name = msg[-2]
             if name == "end":
                 self.c1 = time.process_time()
-                self.wall = (time.time_ns() - int(msg[1]["t0"])) / 1e9
+                self.t0_ns = int(msg[1]["t0"])
+                self.wall = (time.time_ns() - self.t0_ns) / 1e9
                 return True
             if name == "start":
                 self.c0 = time.process_time()
@@ -158,6 +164,7 @@ class FloodSink:
             "msgs_per_s": self.n / wall if wall > 0 else 0.0,
             "cpu_us_per_msg": cpu / self.n * 1e6 if self.n else 0.0,
             "max_rss_kb": max_rss_kb(),
+            **({"recording": self.recording} if self.recording is not None else {}),
         }
 
 
@@ -342,46 +349,163 @@ async def run_null(url: str, n: int) -> dict[str, Any]:
     }
 
 
-async def run_kraky_anyio(url: str, sink: Any, overflow: str, buffer_size: int) -> None:
-    """``open_kraken`` + ``async for msg in conn.messages()``, as a user would."""
+async def run_kraky_anyio(
+    url: str,
+    sink: Any,
+    overflow: str,
+    buffer_size: int,
+    record: tuple[str, str] | None = None,
+    check: bool = False,
+) -> None:
+    """``open_kraken`` + ``async for msg in conn.messages()``, as a user would.
+    With ``record`` (``KIND+record-*``), the same inside ``conn.record()`` to a
+    temporary file (see :func:`consume_recording`)."""
     import anyio
 
-    from kraky_anyio import ConsumerOverflowError, open_kraken
+    from kraky_anyio import open_kraken
 
     async with (
         open_kraken(url, reconnect=False, overflow=overflow, buffer_size=buffer_size) as conn,
         anyio.create_task_group() as tg,
     ):
-        stream = conn.messages()
-        tg.start_soon(conn.subscribe, SUBSCRIPTION, PAIRS)
-        on = sink.on_message
-        done = False
-        while not done:
-            try:
-                if sink.is_async:
-                    async for msg in stream:
-                        if await on(msg):
-                            done = True
-                            break
-                else:
-                    async for msg in stream:
-                        if on(msg):
-                            done = True
-                            break
-                if not done:
-                    raise RuntimeError("the connection closed before the end marker")
-            except ConsumerOverflowError:
-                # What an app would do: note the gap and start consuming again.
-                sink.overflows += 1
-                stream = conn.messages()
-        s = conn.stats
-        if hasattr(sink, "stats"):
-            sink.stats = {
-                "frames_received": s.frames_received,
-                "messages_delivered": s.messages_delivered,
-                "consumer_overflows": s.consumer_overflows,
-                "messages_dropped_by_overflow": s.messages_dropped_by_overflow,
-            }
+        if record is None:
+            await consume(conn, tg, sink)
+        else:
+            await consume_recording(conn, tg, sink, record, check)
+
+
+async def consume(conn: Any, tg: Any, sink: Any) -> None:
+    """Subscribe and hand every message to the sink up to the end marker."""
+    from kraky_anyio import ConsumerOverflowError
+
+    stream = conn.messages()
+    tg.start_soon(conn.subscribe, SUBSCRIPTION, PAIRS)
+    on = sink.on_message
+    done = False
+    while not done:
+        try:
+            if sink.is_async:
+                async for msg in stream:
+                    if await on(msg):
+                        done = True
+                        break
+            else:
+                async for msg in stream:
+                    if on(msg):
+                        done = True
+                        break
+            if not done:
+                raise RuntimeError("the connection closed before the end marker")
+        except ConsumerOverflowError:
+            # What an app would do: note the gap and start consuming again.
+            sink.overflows += 1
+            stream = conn.messages()
+    s = conn.stats
+    if hasattr(sink, "stats"):
+        sink.stats = {
+            "frames_received": s.frames_received,
+            "messages_delivered": s.messages_delivered,
+            "consumer_overflows": s.consumer_overflows,
+            "messages_dropped_by_overflow": s.messages_dropped_by_overflow,
+        }
+
+
+#: ``kraky_anyio-BACKEND+record-*``: the shipped library recording every
+#: frame of the connection (``conn.record()``, opened before the subscribe)
+#: to a temporary file: (file suffix, ``overflow`` policy of the recording).
+RECORD_VARIANTS = {
+    "record-gz": (".jsonl.gz", "block"),
+    "record-plain": (".jsonl", "block"),
+    "record-gz-drop": (".jsonl.gz", "drop"),
+    "record-zst": (".jsonl.zst", "block"),  # needs the optional zstandard package
+}
+
+
+async def consume_recording(
+    conn: Any, tg: Any, sink: FloodSink, record: tuple[str, str], check: bool
+) -> None:
+    """:func:`consume` inside ``conn.record(path, overflow=...)``. The
+    recording is finished (every queued line written, the file closed) when
+    its block is left, so wall and CPU time run to that moment, not to the end
+    marker: the lines still queued there are part of the cost. The figures at
+    the end marker are kept under ``recording``. With ``check`` (never under
+    callgrind: reading the file back costs per message), the file is read
+    back and compared with the recorder's counters and the messages counted."""
+    import tempfile
+    from pathlib import Path
+
+    from kraky_anyio.recording import RecordOptions
+
+    suffix, policy = record
+    with tempfile.TemporaryDirectory(prefix="kraky-bench-rec-") as tmp:
+        path = Path(tmp) / f"flood{suffix}"
+        async with conn.record(RecordOptions(path, overflow=policy)) as recorder:
+            await consume(conn, tg, sink)
+            received_at_end = conn.stats.frames_received
+        c_closed, t_closed = time.process_time(), time.time_ns()
+        st = recorder.stats
+        info: dict[str, Any] = {
+            "suffix": suffix,
+            "overflow": policy,
+            "at_end_marker": {"wall_s": sink.wall, "cpu_s": sink.c1 - sink.c0},
+            "frames_received_at_end_marker": received_at_end,
+            "frames_seen": st.frames_seen,
+            "frames_recorded": st.frames_recorded,
+            "frames_dropped": st.frames_dropped,
+            "gaps": st.gaps,
+            "batches": st.batches,
+            "largest_batch": st.largest_batch,
+            "bytes_written": st.bytes_written,
+            "file_bytes": st.file_bytes,
+        }
+        sink.c1, sink.wall = c_closed, (t_closed - sink.t0_ns) / 1e9
+        if check:
+            info["check"] = check_recording(path, sink.n, st.frames_recorded, st.frames_dropped)
+        sink.recording = info
+
+
+def check_recording(path: Any, n: int, recorded: int, dropped: int) -> dict[str, Any]:
+    """Read a recording back: its ``recv`` lines against the recorder's
+    ``frames_recorded``, the flood's data messages in it against ``n`` (the
+    messages the handler counted), the ``gap`` lines' total against
+    ``frames_dropped``. ``complete``: all of them agree and nothing was dropped."""
+    import gzip
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        data = gzip.decompress(data)
+    elif str(path).endswith(".zst"):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    f = iter(data.decode("utf-8").splitlines())
+    kinds: dict[str, int] = {}
+    found = markers = gap_total = 0
+    first = json.loads(next(f))
+    for line in f:
+        entry = json.loads(line)
+        kind = entry["kind"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "gap":
+            gap_total += entry["dropped"]
+        elif kind == "recv" and entry["text"].startswith("["):
+            if entry["text"].endswith(('"start","XBT/USD"]', '"end","XBT/USD"]')):
+                markers += 1
+            else:
+                found += 1
+    return {
+        "header_ok": first.get("format") == "kraky-anyio-recording",
+        "lines": kinds,
+        "data_messages": found,
+        "markers": markers,
+        "gap_total": gap_total,
+        "data_lost": n - found,
+        "complete": kinds.get("recv", 0) == recorded
+        and found == n
+        and dropped == 0
+        and gap_total == 0,
+    }
 
 
 async def run_kraky_anyio_fanout(url: str, consumers: int, buffer_size: int) -> dict[str, Any]:
@@ -560,16 +684,28 @@ def main(argv: list[str] | None = None) -> int:
         "--what-if",
         action="append",
         default=[],
-        choices=sorted(WHAT_IFS),
-        help="an experiment on kraky_anyio (monkeypatched here, library untouched)",
+        choices=sorted([*WHAT_IFS, *RECORD_VARIANTS]),
+        help="an experiment on kraky_anyio (monkeypatched here, library untouched),"
+        " or record-* (the library recording the connection, flood mode)",
+    )
+    p.add_argument(
+        "--check-recording",
+        action="store_true",
+        help="record-*: read the file back and check it (not under callgrind)",
     )
     args = p.parse_args(argv)
     start_watchdogs(args.timeout, args.watch_stdin)
 
     kind = args.kind
     backend = "trio" if kind.endswith("-trio") else "asyncio"
+    records = [RECORD_VARIANTS[name] for name in args.what_if if name in RECORD_VARIANTS]
+    if records and (len(records) > 1 or not kind.startswith("kraky_anyio-")):
+        raise SystemExit("one record-* variant, on a kraky_anyio kind")
+    if records and args.mode != "flood":
+        raise SystemExit("record-* runs in flood mode only")
     for name in args.what_if:
-        WHAT_IFS[name]()
+        if name in WHAT_IFS:
+            WHAT_IFS[name]()
     sampler = RssSampler().start() if args.mode == "slow" else None
 
     if backend == "trio":
@@ -610,7 +746,14 @@ def main(argv: list[str] | None = None) -> int:
 
             await run_raw(args.url, sink, fast_path=True, loads=decode)
         elif kind.startswith("kraky_anyio-"):
-            await run_kraky_anyio(args.url, sink, args.overflow, args.buffer_size)
+            await run_kraky_anyio(
+                args.url,
+                sink,
+                args.overflow,
+                args.buffer_size,
+                records[0] if records else None,
+                args.check_recording,
+            )
         elif kind == "websockets":
             mq = None if args.max_queue.lower() == "none" else int(args.max_queue)
             await run_websockets(args.url, sink, mq)

@@ -4,7 +4,7 @@
 
 Runs, one after the other (each is its own process, so one never slows
 another): throughput.py, latency.py, slow_consumer.py, fanout.py,
-pipeline.py, peers.py and book.py. Writes ``bench/results/latest.json``
+pipeline.py, peers.py, replay.py and book.py. Writes ``bench/results/latest.json``
 (machine, parameters, every run, every table), ``bench/results/latest.md``
 (the tables as markdown, for docs/benchmarks.md) and, with matplotlib, one
 ``docs/img/bench-<figure>.png`` per figure.
@@ -45,8 +45,8 @@ from _common import (
 
 RESULTS = BENCH / "results"
 IMG = ROOT / "docs" / "img"
-SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline", "peers"]
-NO_KRAKY_ARGS = {"fanout", "pipeline", "peers"}  # scripts without a kraky client
+SCRIPTS = ["throughput", "latency", "slow_consumer", "fanout", "pipeline", "peers", "replay"]
+NO_KRAKY_ARGS = {"fanout", "pipeline", "peers", "replay"}  # scripts without a kraky client
 QUICK = {
     "throughput": ["--n", "30000", "--repeats", "3", "--instr-n", "2000,6000"],
     "peers": ["--n", "10000", "--repeats", "2", "--instr-n", "500,2000"],
@@ -54,6 +54,7 @@ QUICK = {
     "slow_consumer": ["--seconds", "5"],
     "fanout": ["--n", "10000", "--repeats", "2"],
     "pipeline": ["--repeat", "20"],
+    "replay": ["--passes", "3", "--repeats", "2"],
 }
 TIMEOUT = {
     "throughput": 1800,
@@ -62,6 +63,7 @@ TIMEOUT = {
     "fanout": 1200,
     "pipeline": 600,
     "peers": 3600,
+    "replay": 1200,
     "book": 600,
 }
 
@@ -145,6 +147,7 @@ def figures_for(script: str, title: str, last: bool) -> list[str]:
 
 def rerender(path: Path) -> dict[str, Any]:
     """A results file with its throughput tables rebuilt by today's code."""
+    from _recording import recording_summary, recording_table
     from throughput import instructions_table, summarise
 
     data: dict[str, Any] = json.loads(path.read_text())
@@ -153,6 +156,9 @@ def rerender(path: Path) -> dict[str, Any]:
         _, tables = summarise(tp["runs"], tp["params"]["n"])
         if tp.get("instructions"):
             tables.insert(2, instructions_table(tp["instructions"], tuple(tp["params"]["instr_n"])))
+        recorded = recording_summary(tp["runs"])
+        if recorded:
+            tables.append(recording_table(recorded, tp.get("instructions") or {}))
         tp["tables"] = tables
     return data
 

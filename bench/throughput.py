@@ -26,7 +26,12 @@ process, one at a time, in round-robin order over ``--repeats`` rounds:
   in conn.messages()``;
 * ``kraky``: ``kraky.KrakyWsClient`` from PyPI with a no-op handler, in its own
   venv ``bench/.venv-kraky`` (created on first use; kraky pins websockets<12);
-* ``websockets``: ``websockets.asyncio.client.connect`` + ``json.loads``.
+* ``websockets``: ``websockets.asyncio.client.connect`` + ``json.loads``;
+* ``kraky_anyio-BACKEND+record-gz`` / ``+record-plain`` (and, when named,
+  ``+record-gz-drop``, ``+record-zst``): kraky_anyio recording the whole
+  flood with ``conn.record()``; timed to the recording's close, the file read
+  back after each timed run, and a "Recording" table of ratios against the
+  same client without recording (bench/_recording.py).
 
 Wall time runs from the server's first write of the flood (a system-wide
 ``time.time_ns`` stamp carried in the end marker) to the client's handler
@@ -45,8 +50,8 @@ Other processes on the machine change how long that takes, not the count.
 ``KIND+WHAT_IF`` kinds (only when named in ``--clients``) are experiments on
 kraky_anyio monkeypatched in the client process (bench/_client.py
 ``--what-if``), not the shipped library. ``--smoke`` runs a few thousand
-messages once, without kraky, what-ifs or valgrind, and asserts nothing about
-time.
+messages once, without kraky, what-ifs or valgrind (the recording rows stay,
+and an incomplete recording fails it), and asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -72,6 +77,13 @@ from _common import (
     table,
     write_json,
 )
+from _recording import (
+    RECORD_CLIENTS,
+    is_record,
+    recording_failures,
+    recording_summary,
+    recording_table,
+)
 
 CLIENTS = [
     "null-asyncio",
@@ -86,6 +98,7 @@ CLIENTS = [
     "kraky_anyio-asyncio",
     "kraky",
     "websockets",
+    *RECORD_CLIENTS,
 ]
 #: What-if rows (bench/_client.py --what-if), not the shipped library; pass
 #: them in --clients to size a fix, e.g. kraky_anyio-asyncio+cached-decoder.
@@ -391,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     n, repeats = (3000, 1) if args.smoke else (args.n, max(1, args.repeats))
     clients = [c for c in args.clients.split(",") if c]
     if args.smoke:
-        clients = [c for c in clients if "+" not in c]
+        clients = [c for c in clients if "+" not in c or is_record(c)]
     unknown = [c for c in clients if c.split("+", 1)[0] not in BACKEND]
     if unknown:
         p.error(f"unknown clients {unknown}; known: {list(BACKEND)} (+what-if)")
@@ -399,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         for need in (RAW_OF[backend_of(c)], NULL_OF[backend_of(c)]):
             if need not in clients:
                 clients.insert(0, need)  # every ratio needs its raw and null
+        if is_record(c) and c.split("+", 1)[0] not in clients:
+            clients.append(c.split("+", 1)[0])  # and a recording's, the same without
     n1, n2 = (int(x) for x in args.instr_n.split(","))
     skipped: dict[str, str] = {}
     with_instr = not (args.smoke or args.no_instructions)
@@ -436,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"/flood?n={n}",
                     timeout=timeout,
                     python=kraky_py if kind == "kraky" else None,
+                    extra=("--check-recording",) if is_record(kind) else (),
                 )
                 res["round"] = r
                 runs[kind].append(res)
@@ -457,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     summary, tables = summarise(runs, n)
     if instr:
         tables.insert(2, instructions_table(instr, (n1, n2)))
+    rec_summary = recording_summary(runs)
+    if rec_summary:
+        tables.append(recording_table(rec_summary, instr))
     verdict = goals(summary, runs, instr)
     print()
     for t in tables:
@@ -479,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             "skipped": skipped,
             "runs": {k: [{**r, "server": r.get("server")} for r in v] for k, v in runs.items()},
             "summary": summary,
+            "recording": rec_summary,
             "instructions": instr,
             "goals": verdict,
             "tables": tables,
@@ -486,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     failed = [k for k, s in summary.items() if s["ok"] == 0]
     failed += [k for k, d in instr.items() if d["per_msg"] != d["per_msg"]]
+    failed += recording_failures(rec_summary)
     if failed:
         print(f"no successful run for: {', '.join(failed)}", file=sys.stderr)
         return 1

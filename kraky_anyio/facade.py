@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
+import anyio
+
 from .errors import KrakyError
 from .fanout import Fanout
 from .options import ConnectionOptions
@@ -115,7 +117,7 @@ class ConnectionBase(Generic[P]):
                     # Around the connection's group: its last close line is
                     # queued before the recording is closed.
                     self._recording = self._recorder(RecordOptions.make(self.options.record, {}))
-                    await stack.enter_async_context(self._record_into(self._recording, None))
+                    await stack.enter_async_context(self._record_into(self._recording))
                 async with task_group() as tg:
                     shell.start(tg)
                     try:
@@ -145,18 +147,19 @@ class ConnectionBase(Generic[P]):
         A socket already open is recorded from now, after an ``open`` line."""
         recorder = self._recorder(RecordOptions.make(path, options))
         self._shell.check_open()
-        open_gen = self._shell.generation if self._shell.ws is not None else None
-        return self._record_into(recorder, open_gen)
+        return self._record_into(recorder)
 
     def _recorder(self, options: RecordOptions) -> Recorder:
         return Recorder(options, api=self.api, url=self.url)
 
-    def _record_into(
-        self, recorder: Recorder, open_gen: int | None
-    ) -> AbstractAsyncContextManager[Recorder]:
+    def _record_into(self, recorder: Recorder) -> AbstractAsyncContextManager[Recorder]:
         shell, taps = self._shell, self._taps
 
         def attach(tap: Recorder) -> None:
+            # The socket open now, not when record() was called: it may have
+            # opened while the file was being created.
+            if shell.ws is not None:
+                tap.opened(shell.generation, anyio.current_time())
             taps.add(tap)
             shell.tap = taps
 
@@ -164,4 +167,4 @@ class ConnectionBase(Generic[P]):
             taps.remove(tap)
             shell.tap = taps if taps else None
 
-        return record_into(attach, detach, recorder, open_gen=open_gen)
+        return record_into(attach, detach, recorder)

@@ -27,7 +27,7 @@ from helpers import free_port, next_of, read_line
 from kraky_anyio import Connected, Notice, __version__, open_kraken, v2
 from kraky_anyio.recording import RecordingError, RecordOptions, writer
 from kraky_anyio.recording.format import Entry, clean_url, redact_frame
-from kraky_anyio.recording.recorder import Recorder
+from kraky_anyio.recording.recorder import FileSink, Recorder
 from kraky_anyio.recording.writer import part_path
 from kraky_anyio.testing.server import open_fake_kraken
 from kraky_anyio.v1.codec import decode as decode_v1
@@ -757,3 +757,32 @@ def test_a_live_part_is_flushed_so_it_can_be_followed(
         assert b'"text":"{\\"live\\":1}"' in data
     finally:
         files.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_a_socket_opening_while_the_file_is_created_still_gets_its_open_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    # conn.record() entered before the first socket is open; the file is
+    # created in a worker thread, and the socket opens meanwhile. The tap is
+    # attached only after that, so its open line must come from the attach.
+    path = tmp_path / "early.jsonl.gz"
+    create = FileSink.open
+
+    async with open_fake_kraken() as server:
+        opener = open_kraken(server.url) if api == "v1" else v2.open_kraken(server.v2_url)
+        async with opener as conn:
+
+            async def create_late(cls: type[FileSink], *args: Any) -> FileSink:
+                await conn.wait_connected()  # the socket opens while the file is created
+                return await create(*args)
+
+            monkeypatch.setattr(FileSink, "open", classmethod(create_late))
+            assert not conn.connected
+            async with conn.record(path) as recorder:
+                assert conn.connected
+                await conn.ping()
+    body = lines(path)
+    assert body[0]["kind"] == "open" and body[0]["gen"] == conn.generation == 1
+    assert [line["kind"] for line in body].count("open") == 1
+    assert len(received(path)) == recorder.stats.frames_recorded > 0
