@@ -54,6 +54,14 @@ class ReplaySession(FakeSessionBase):
 
     replay: Replay
 
+    def __init__(self, options: FakeKrakenOptions | None = None, *, replay: Replay, **kw: Any):
+        """``replay`` is the replay it serves; the rest as for the version's
+        session (:class:`~kraky_anyio.testing.session.FakeKrakenSession`,
+        :class:`~kraky_anyio.testing.v2_session.FakeKrakenV2Session`), next in
+        the subclass's order."""
+        super().__init__(options, **kw)
+        self.replay = replay
+
     def _replayed_acks(self, replies: list[Any]) -> list[Any]:
         raise NotImplementedError
 
@@ -106,12 +114,6 @@ def _with_id(recorded: dict[str, Any], live: dict[str, Any], field: str) -> Reco
 class ReplayV1Session(ReplaySession, FakeKrakenSession):
     """A v1 session answering from a recording (see the module docstring)."""
 
-    def __init__(self, options: FakeKrakenOptions | None = None, *, replay: Replay, **kw: Any):
-        """``replay`` is the replay it serves; the rest as for
-        :class:`~kraky_anyio.testing.session.FakeKrakenSession`."""
-        super().__init__(options, **kw)
-        self.replay = replay
-
     @staticmethod
     def encode(message: Any) -> str:
         if isinstance(message, Recorded):
@@ -146,12 +148,6 @@ class ReplayV1Session(ReplaySession, FakeKrakenSession):
 
 class ReplayV2Session(ReplaySession, FakeKrakenV2Session):
     """A v2 session answering from a recording (see the module docstring)."""
-
-    def __init__(self, options: FakeKrakenOptions | None = None, *, replay: Replay, **kw: Any):
-        """``replay`` is the replay it serves; the rest as for
-        :class:`~kraky_anyio.testing.v2_session.FakeKrakenV2Session`."""
-        super().__init__(options, **kw)
-        self.replay = replay
 
     @staticmethod
     def encode(message: Any) -> str:
