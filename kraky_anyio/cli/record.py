@@ -25,6 +25,7 @@ from ..v2.connection import KrakenV2Connection
 from .args import PRIVATE_CHANNELS, PROG
 from .commands import connect, connect_v2, endpoint, token_from_environment
 from .state import CommandError, StateTracker, UsageError, enforce_limits
+from .stream_v2 import channel_params
 
 __all__ = ["record_session", "summary"]
 
@@ -39,23 +40,15 @@ def _options(args: argparse.Namespace) -> RecordOptions:
     )
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any]:
-    if args.channel in ("book", "level3"):
-        return {"depth": args.depth}
-    if args.channel == "ohlc":
-        return {"interval": args.interval}
-    return {}
-
-
 async def _subscribe(conn: Any, args: argparse.Namespace) -> None:
     """Subscribe to the channel (every pair), then say so on stderr;
     :class:`CommandError` if Kraken refused any pair."""
     pairs: list[str] = args.pairs
     try:
         if isinstance(conn, KrakenV2Connection):
-            await conn.subscribe(args.channel, pairs or None, **_params(args))
+            await conn.subscribe(args.channel, pairs or None, **channel_params(args))
         else:
-            await conn.subscribe({"name": args.channel, **_params(args)}, pairs or None)
+            await conn.subscribe({"name": args.channel, **channel_params(args)}, pairs or None)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     except KrakenError as exc:

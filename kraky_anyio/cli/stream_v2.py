@@ -29,7 +29,7 @@ from .args import PROG
 from .commands import connect_v2, endpoint, json_line, token_from_environment
 from .state import CommandError, StateTracker, UsageError, enforce_limits
 
-__all__ = ["is_data", "stream_v2", "v2_line"]
+__all__ = ["channel_params", "is_data", "stream_v2", "v2_line"]
 
 
 def v2_line(msg: Any) -> str:
@@ -49,7 +49,9 @@ def is_data(msg: Any) -> bool:
     return not isinstance(msg, Notice | Response | StatusMessage | HeartbeatMessage)
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any]:
+def channel_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The subscription parameters the command line gives ``args.channel``
+    (``--depth`` for books, ``--interval`` for ``ohlc``)."""
     if args.channel in ("book", "level3"):
         return {"depth": args.depth}
     if args.channel == "ohlc":
@@ -63,7 +65,7 @@ async def _subscribe(conn: KrakenV2Connection, args: argparse.Namespace) -> None
     for a parameter the library refuses before sending)."""
     symbols: list[str] = args.pairs
     try:
-        await conn.subscribe(args.channel, symbols or None, **_params(args))
+        await conn.subscribe(args.channel, symbols or None, **channel_params(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     except KrakenError as exc:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from ..v2.order_fields import LIMIT_ORDER_TYPES, PRICE_TYPES, STP_TYPES, TIME_IN_FORCE
 from . import v2_params as p
 from .ledger import FakeOrder
 from .order_checks import invalid
@@ -47,13 +48,9 @@ ERR_DEADLINE = "EOrder:Deadline elapsed"
 #: (Kraken) The available balance does not cover the order.
 ERR_INSUFFICIENT_FUNDS = "EOrder:Insufficient funds"
 
-#: The order types that take a ``limit_price``.
-LIMIT_TYPES = frozenset(
-    {"limit", "iceberg", "stop-loss-limit", "take-profit-limit", "trailing-stop-limit"}
-)
-_TIME_IN_FORCE = ("gtc", "gtd", "ioc")
-_PRICE_TYPES = ("static", "pct", "quote")
-_STP_TYPES = ("cancel_newest", "cancel_oldest", "cancel_both")
+#: The order types that take a ``limit_price`` (Kraken's choices come from
+#: the client's tables, :mod:`kraky_anyio.v2.order_fields`: one place each).
+LIMIT_TYPES = LIMIT_ORDER_TYPES
 _INT32 = 2**31
 
 
@@ -129,7 +126,7 @@ def read_add(params: Mapping[str, Any]) -> OrderSpec:
     if cash is not None and (order_type != "market" or side != "buy"):
         raise invalid("cash_order_qty")
     limit_price = p.decimal(params, "limit_price", positive=False)
-    limit_price_type = p.choice(params, "limit_price_type", _PRICE_TYPES, "static")
+    limit_price_type = p.choice(params, "limit_price_type", PRICE_TYPES, "static")
     assert limit_price_type is not None
     if order_type in LIMIT_TYPES:
         if limit_price is None:
@@ -146,7 +143,7 @@ def read_add(params: Mapping[str, Any]) -> OrderSpec:
             raise invalid("display_qty")
     elif display_qty is not None:
         raise invalid("display_qty")
-    time_in_force = p.choice(params, "time_in_force", _TIME_IN_FORCE, "gtc")
+    time_in_force = p.choice(params, "time_in_force", TIME_IN_FORCE, "gtc")
     expire_time = p.moment(params, "expire_time")
     if (time_in_force == "gtd") != (expire_time is not None):
         raise invalid("expire_time")
@@ -159,7 +156,7 @@ def read_add(params: Mapping[str, Any]) -> OrderSpec:
     userref = p.integer(params, "order_userref", -_INT32, _INT32 - 1)
     default_fee = "quote" if side == "buy" else "base"
     fee_preference = p.choice(params, "fee_preference", ("base", "quote"), default_fee)
-    stp_type = p.choice(params, "stp_type", _STP_TYPES, "cancel_newest")
+    stp_type = p.choice(params, "stp_type", STP_TYPES, "cancel_newest")
     assert time_in_force is not None and fee_preference is not None and stp_type is not None
     return OrderSpec(
         order_type=order_type,
