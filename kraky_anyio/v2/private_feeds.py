@@ -34,8 +34,7 @@ connection's token for this socket (filled in by the writer, never logged).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from ..notices import SequenceGap
 from ..requests import DEFERRED_TOKEN, Request, RequestState, RequestTable, Step
@@ -45,15 +44,12 @@ from ..stats import Stats
 from ..subscriptions import Entry, SubscriptionRegistry
 from .params import subscription_params
 from .private_messages import BalancesMessage, ExecutionsMessage
+from .request_frames import subscription_request
 from .subscriptions import SubKey, subscription_key
 
-__all__ = ["PrivateFeeds", "RequestBuilder"]
+__all__ = ["PrivateFeeds"]
 
 log = logging.getLogger("kraky_anyio")
-
-#: How the protocol builds a subscription request: ``(method, wire params,
-#: req_id, replay)`` -> an unregistered :class:`~kraky_anyio.requests.Request`.
-RequestBuilder = Callable[[str, dict[str, Any], int, bool], Request]
 
 _RESYNC = (SequenceStatus.GAP, SequenceStatus.RESTART)
 
@@ -62,7 +58,8 @@ class PrivateFeeds:
     """Sequence state of the private channels of one logical v2 connection.
 
     It shares the protocol's request table, subscription registry and given
-    tokens (read only) and builds requests with the protocol's ``build``.
+    tokens (read only); its requests are built as the protocol's
+    (:func:`~kraky_anyio.v2.request_frames.subscription_request`).
     """
 
     def __init__(
@@ -71,13 +68,11 @@ class PrivateFeeds:
         requests: RequestTable,
         subscriptions: SubscriptionRegistry,
         tokens: Mapping[SubKey, str],
-        build: RequestBuilder,
     ) -> None:
         self._stats = stats
         self._requests = requests
         self._subscriptions = subscriptions
         self._tokens = tokens
-        self._build = build
         self.tracker = SequenceTracker()
         # channel -> the resubscribe that ends its resync
         self._resyncing: dict[str, Request] = {}
@@ -155,5 +150,5 @@ class PrivateFeeds:
                 ("subscribe", subscription_params(channel, **params, token=token)),
             ):
                 rid = self._requests.reqid(None, internal=True)
-                out.append(self._requests.add(self._build(method, wire, rid, True)))
+                out.append(self._requests.add(subscription_request(method, wire, rid, True)))
         return out

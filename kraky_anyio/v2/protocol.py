@@ -100,7 +100,7 @@ class KrakenV2Protocol(RequestLifecycle):
         self._sub_tokens: dict[SubKey, str] = {}
         #: Sequence checks of ``executions``/``balances`` (resubscribe on a gap).
         self.private_feeds = PrivateFeeds(
-            self._stats, self.requests, self.subscriptions, self._sub_tokens, subscription_request
+            self._stats, self.requests, self.subscriptions, self._sub_tokens
         )
         self._orders = order_requests.OrderMatcher(self._stats)
         self.replay_retries = ReplayRetries(
